@@ -1,0 +1,227 @@
+"""The ``bayescale`` command line: a thin layer over the Python API.
+
+Machine-readable results go to stdout; progress and logs go to stderr. A user error
+prints one line ``bayescale: error: ...`` and exits with code 2 (3 for failed diagnostics
+under ``--strict``). PyMC is imported only by ``fit`` and ``demo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from bayescale.errors import BayescaleError
+from bayescale.output import FORMATS, render
+
+log = logging.getLogger("bayescale")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other user error
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"interval must be a number between 0 and 1, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"interval must be between 0 and 1 (e.g. 0.9), got {text}")
+    return value
+
+
+def _number(text: str) -> float:
+    from bayescale.data import parse_number
+
+    try:
+        return parse_number(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r} (e.g. 7e10, 70B, 1.4T)") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_columns(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("columns of the runs file (common names are recognised without these)")
+    g.add_argument("--n-col", help="column of parameters N")
+    g.add_argument("--d-col", help="column of training tokens D")
+    g.add_argument("--c-col", help="column of training FLOPs C")
+    g.add_argument("--loss-col", help="column of final loss (nats/token)")
+    g.add_argument("--k", type=float, default=6.0, help="FLOPs per parameter per token in C = k N D (default 6)")
+
+
+def _add_sampling(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sampling")
+    g.add_argument("--draws", type=_positive_int, default=1000, help="posterior draws per chain (default 1000)")
+    g.add_argument("--tune", type=_positive_int, default=1000, help="tuning steps per chain (default 1000)")
+    g.add_argument("--chains", type=_positive_int, default=4, help="chains (default 4)")
+    g.add_argument("--seed", type=int, default=None, help="random seed (default: random, stored in the fit)")
+    g.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (default 0.9)")
+    g.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie", help="NUTS implementation")
+    g.add_argument("--strict", action="store_true", help="fail (exit 3) when diagnostics fail instead of warning")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``bayescale`` command."""
+    from bayescale import __version__
+
+    parser = _Parser(prog="bayescale", description="Bayesian inference on neural scaling laws.")
+    parser.add_argument("--version", action="version", version=f"bayescale {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("fit", help="fit a law to a CSV/Parquet of runs and save the posterior")
+    p.add_argument("runs", help="CSV or Parquet file, one row per run")
+    p.add_argument("--out", required=True, help="where to save the fit (netCDF, e.g. fit.nc)")
+    p.add_argument("--law", default=None, help="chinchilla, kaplan, power (= power:C), power:N, power:D")
+    p.add_argument("--prior", action="append", default=[], metavar="NAME=DIST",
+                   help='override a prior, e.g. --prior "alpha=Normal(0.35, 0.1)"; a number fixes it ("E=0")')
+    _add_columns(p)
+    _add_sampling(p)
+
+    p = sub.add_parser("summary", help="posterior summary of the law's parameters")
+    p.add_argument("fit", help="a fit file written by bayescale fit")
+    p.add_argument("--interval", type=_interval, default=0.9, help="interval probability (default 0.9)")
+    p.add_argument("--format", choices=FORMATS, default="table")
+
+    p = sub.add_parser("predict", help="predicted loss of new runs with bands")
+    p.add_argument("fit", help="a fit file written by bayescale fit")
+    p.add_argument("--points", help="CSV with N and D (or C) columns; other columns are ignored")
+    p.add_argument("--N", type=_number, help="parameters, e.g. 7e10 or 70B")
+    p.add_argument("--D", type=_number, help="training tokens, e.g. 1.4T")
+    p.add_argument("--C", type=_number, help="training FLOPs")
+    p.add_argument("--interval", type=_interval, default=0.9, help="interval probability (default 0.9)")
+    p.add_argument("--format", choices=FORMATS, default="table")
+
+    p = sub.add_parser("demo", help="fit the embedded demo ladder and predict a 70B model on 1.4T tokens")
+    p.add_argument("--out-dir", default="bayescale-demo", help="folder for the demo's files (default ./bayescale-demo)")
+    p.add_argument("--draws", type=_positive_int, default=1000)
+    p.add_argument("--tune", type=_positive_int, default=1000)
+    p.add_argument("--seed", type=int, default=1)
+    return parser
+
+
+def _load_points(path: str):
+    from bayescale.data import load_runs  # noqa: F401  (same parsing rules for numbers)
+    from bayescale.data import _read_table, _to_numbers
+    from bayescale.errors import PredictionError
+
+    df = _read_table(Path(path))
+    df.columns = [str(c).strip() for c in df.columns]
+    if len(df) == 0:
+        raise PredictionError(f"'{path}' has no points (header only)")
+    cols = {}
+    for name in ("N", "D", "C"):
+        if name in df.columns:
+            cols[name] = _to_numbers(df[name], name, f"'{path}'", 1)
+    if not cols:
+        found = ", ".join(repr(c) for c in df.columns)
+        raise PredictionError(f"'{path}' needs N and D (or C) columns; columns found: {found}")
+    return cols
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from bayescale.data import load_runs
+    from bayescale.priors import parse_assignment
+    from bayescale.sampling import fit
+
+    out = Path(args.out)
+    if not out.parent.exists() and str(out.parent):
+        raise BayescaleError(f"cannot write --out {out}: folder '{out.parent}' does not exist")
+    priors = dict(parse_assignment(spec) for spec in args.prior)
+    runs = load_runs(args.runs, n_col=args.n_col, d_col=args.d_col, c_col=args.c_col, loss_col=args.loss_col, k=args.k)
+    result = fit(runs, law=args.law, priors=priors, draws=args.draws, tune=args.tune, chains=args.chains,
+                 seed=args.seed, sampler=args.sampler, target_accept=args.target_accept, strict=args.strict,
+                 progress=not args.quiet and sys.stderr.isatty())
+    result.save(out)
+    d = result.diagnostics
+    log.info("saved %s (%s, %d runs; max R-hat %.3f, min ESS %.0f, %d divergences)", out, result.law.name,
+             len(runs), d.max_rhat, min(d.min_ess_bulk, d.min_ess_tail), d.divergences)
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from bayescale.result import load
+
+    sys.stdout.write(render(load(args.fit).summary(interval=args.interval), args.format))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from bayescale.errors import PredictionError
+    from bayescale.result import load
+
+    if args.points and any(v is not None for v in (args.N, args.D, args.C)):
+        raise PredictionError("give either --points or --N/--D/--C, not both")
+    points = _load_points(args.points) if args.points else {"N": args.N, "D": args.D, "C": args.C}
+    result = load(args.fit)
+    sys.stdout.write(render(result.predict(**points, interval=args.interval), args.format))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from bayescale.datasets import load_demo
+    from bayescale.sampling import fit
+
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = load_demo()
+    log.info("demo: fitting chinchilla to the embedded ladder (%d synthetic runs, 1e17-1e20 FLOPs)", len(runs))
+    result = fit(runs, law="chinchilla", draws=args.draws, tune=args.tune, seed=args.seed,
+                 progress=sys.stderr.isatty())
+    fit_path = result.save(out_dir / "demo_fit.nc")
+    pred = result.predict(N=70e9, D=1.4e12, interval=0.9)
+    pred_path = out_dir / "prediction_70B_1.4T.csv"
+    pred.to_csv(pred_path, index=False)
+    row = pred.iloc[0]
+    print(f"Predicted loss of a 70B-parameter model on 1.4T tokens (C = {row['C']:.3g} FLOPs):")
+    print(f"  median {row['median']:.3f} nats/token, 90% band {row['lower']:.3f} - {row['upper']:.3f}")
+    print(f"  (law alone: median {row['expected_median']:.3f}, 90% {row['expected_lower']:.3f} - "
+          f"{row['expected_upper']:.3f})")
+    print(f"Fit saved to {fit_path}; prediction table to {pred_path}")
+    print(f"Next: bayescale summary {fit_path}")
+    return 0
+
+
+COMMANDS = {"fit": _cmd_fit, "summary": _cmd_summary, "predict": _cmd_predict, "demo": _cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``bayescale`` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.ERROR if args.quiet else logging.INFO)
+    log.propagate = False
+    logging.getLogger("pymc").setLevel(logging.ERROR)
+    from bayescale.diagnostics import DiagnosticsWarning
+
+    warnings.simplefilter("ignore")  # library deprecation chatter is not the user's business
+    warnings.simplefilter("always", DiagnosticsWarning)
+    warnings.showwarning = lambda message, category, *a, **k: log.warning("warning: %s", message)
+    try:
+        return COMMANDS[args.command](args)
+    except BayescaleError as ex:
+        print(f"bayescale: error: {ex}", file=sys.stderr)
+        return ex.exit_code
+    except KeyboardInterrupt:
+        print("bayescale: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Scaling laws. Each family is one module; :data:`LAWS` is the registry.
+
+>>> get_law("chinchilla").formula
+'L(N, D) = E + A / N^alpha + B / D^beta'
+"""
+
+from __future__ import annotations
+
+from bayescale.data import Runs
+from bayescale.errors import LawError
+from bayescale.laws._base import Law
+from bayescale.laws.chinchilla import Chinchilla
+from bayescale.laws.kaplan import Kaplan
+from bayescale.laws.power import Power
+
+#: Law names accepted by :func:`get_law` (``power`` means ``power:C``).
+LAWS = ("chinchilla", "kaplan", "power:C", "power:N", "power:D")
+
+
+def get_law(name: str | Law) -> Law:
+    """Return the law called ``name`` (``chinchilla``, ``kaplan``, ``power``, ``power:N``...)."""
+    if isinstance(name, Law):
+        return name
+    key = str(name).strip().lower()
+    if key == "chinchilla":
+        return Chinchilla()
+    if key == "kaplan":
+        return Kaplan()
+    if key == "power":
+        return Power("C")
+    if key.startswith("power:"):
+        return Power(str(name).strip().split(":", 1)[1].upper())
+    raise LawError(f"unknown law {name!r}; known laws: {', '.join(LAWS)} (power = power:C)")
+
+
+def default_law(runs: Runs) -> Law:
+    """Chinchilla when N and D are known, else the power law in C (or the one input there is)."""
+    if runs.has("N") and runs.has("D"):
+        return Chinchilla()
+    if runs.has("C"):
+        return Power("C")
+    return Power(runs.inputs[0])
+
+
+__all__ = ["LAWS", "Chinchilla", "Kaplan", "Law", "Power", "default_law", "get_law"]

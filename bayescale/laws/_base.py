@@ -1,0 +1,115 @@
+"""What every scaling law provides; the families live in sibling modules."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from bayescale.data import Runs
+from bayescale.errors import LawError, RunsError
+from bayescale.priors import Prior
+
+Array = Any  # a numpy array or a PyTensor variable
+
+
+def log_sigmoid(x: Array, xp: Any) -> Array:
+    """log(1 / (1 + exp(-x))), stable for numpy and PyTensor alike."""
+    return -xp.logaddexp(0.0, -x)
+
+
+class Law(ABC):
+    """A scaling law: mean loss as a function of N, D or C, with named parameters.
+
+    A law is fitted in log space through a *centred* parametrisation: each power-law term
+    is parametrised by its log value at a reference scale inside the data (the mean of the
+    log inputs), which removes the near-perfect correlation between an amplitude and its
+    exponent. :meth:`natural` maps the sampled parameters to the physical ones
+    (E, A, alpha, ...), which are what users read.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``chinchilla``, ``kaplan``, ``power:C``...).
+    inputs : tuple of str
+        The run columns the law needs, among ``N``, ``D``, ``C``.
+    params : tuple of str
+        Sampled parameters: the keys of the priors.
+    natural_params : tuple of str
+        Physical parameters reported by summaries.
+    formula : str
+        The law in words, for reports.
+    """
+
+    name: str
+    inputs: tuple[str, ...]
+    params: tuple[str, ...]
+    natural_params: tuple[str, ...]
+    formula: str
+
+    def reference(self, runs: Runs) -> dict[str, float]:
+        """Log reference scales of the centred parametrisation: the mean log of each input."""
+        return {x: float(np.mean(runs.log(x))) for x in self.inputs}
+
+    def check_runs(self, runs: Runs) -> None:
+        """Raise if the runs cannot identify this law (missing inputs, one distinct value)."""
+        missing = [x for x in self.inputs if not runs.has(x)]
+        if missing:
+            raise LawError(
+                f"law {self.name} needs {' and '.join(self.inputs)} but the runs have no "
+                f"{', '.join(missing)} (they have {', '.join(runs.inputs)}); map the column or choose "
+                "another law, e.g. --law power:C"
+            )
+        for x in self.inputs:
+            if np.unique(runs.values(x)).size < 2:
+                raise RunsError(
+                    f"every run has the same {x} ({runs.values(x)[0]:g}); law {self.name} needs at least "
+                    f"two distinct values of {x}: add runs or use a one-variable law (--law power:...)"
+                )
+
+    @abstractmethod
+    def default_priors(self, runs: Runs) -> dict[str, Prior]:
+        """Weakly informative priors on :attr:`params`, scaled to the runs."""
+
+    @abstractmethod
+    def log_loss(self, p: Mapping[str, Array], logx: Mapping[str, Array], ref: Mapping[str, float], xp: Any) -> Array:
+        """Log of the expected loss from sampled parameters ``p`` and log inputs ``logx``.
+
+        ``xp`` is ``numpy`` or ``pytensor.tensor``; arrays broadcast.
+        """
+
+    @abstractmethod
+    def natural(self, p: Mapping[str, Array], ref: Mapping[str, float]) -> dict[str, np.ndarray]:
+        """Physical parameters (numpy) from sampled parameters ``p``."""
+
+    def __repr__(self) -> str:
+        return f"<law {self.name}: {self.formula}>"
+
+
+def amplitude_prior(runs: Runs) -> Prior:
+    """Prior on the log of one reducible term at the reference scale.
+
+    Centred on 40% of the mean loss with a standard deviation of 1.2 in log space: a term
+    between about 4% and 4x of the mean loss at 2 standard deviations.
+    """
+    return Prior("Normal", mu=float(np.log(0.4 * runs.loss.mean())), sigma=1.2)
+
+
+def irreducible_prior(runs: Runs) -> Prior:
+    """Prior on E: truncated to (0, smallest observed loss), centred at 60% of it."""
+    lmin = float(runs.loss.min())
+    return Prior("TruncatedNormal", mu=0.6 * lmin, sigma=0.35 * lmin, lower=0.0, upper=lmin)
+
+
+def exponent_prior(center: float, spread: float = 0.8) -> Prior:
+    """LogNormal prior on a power-law exponent (median ``center``)."""
+    return Prior("LogNormal", mu=float(np.log(center)), sigma=spread)
+
+
+def log_E(E: Array, xp: Any) -> Array:
+    """log E, or -inf when E is fixed at 0 (the pure power law)."""
+    if isinstance(E, (int, float)):
+        return np.log(E) if E > 0 else -np.inf
+    return xp.log(E)

@@ -1,0 +1,68 @@
+"""Chinchilla law (Hoffmann et al. 2022): L(N, D) = E + A / N^alpha + B / D^beta."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from bayescale.data import Runs
+from bayescale.laws._base import Array, Law, amplitude_prior, exponent_prior, irreducible_prior, log_E
+from bayescale.priors import Prior
+
+
+def loss(N: Array, D: Array, E: Array, A: Array, B: Array, alpha: Array, beta: Array) -> Array:
+    """Expected loss E + A / N^alpha + B / D^beta (numpy or PyTensor).
+
+    Parameters
+    ----------
+    N, D : array_like
+        Parameters and training tokens.
+    E : float
+        Irreducible loss (nats/token).
+    A, alpha : float
+        Amplitude and exponent of the model-size term.
+    B, beta : float
+        Amplitude and exponent of the data term.
+    """
+    return E + A / N**alpha + B / D**beta
+
+
+class Chinchilla(Law):
+    """L(N, D) = E + A / N^alpha + B / D^beta.
+
+    Sampled parameters: ``E``, ``alpha``, ``beta`` and ``log_A_ref``, ``log_B_ref``, the log
+    of each reducible term at the reference size and token count (the geometric means of
+    the runs): ``A / N_ref^alpha = exp(log_A_ref)``.
+    """
+
+    name = "chinchilla"
+    inputs = ("N", "D")
+    params = ("E", "alpha", "beta", "log_A_ref", "log_B_ref")
+    natural_params = ("E", "A", "B", "alpha", "beta")
+    formula = "L(N, D) = E + A / N^alpha + B / D^beta"
+
+    def default_priors(self, runs: Runs) -> dict[str, Prior]:
+        amp = amplitude_prior(runs)
+        return {
+            "E": irreducible_prior(runs),
+            "alpha": exponent_prior(0.3, 0.6),
+            "beta": exponent_prior(0.3, 0.6),
+            "log_A_ref": amp,
+            "log_B_ref": amp,
+        }
+
+    def log_loss(self, p: Mapping[str, Array], logx: Mapping[str, Array], ref: Mapping[str, float], xp: Any) -> Array:
+        n_term = p["log_A_ref"] - p["alpha"] * (logx["N"] - ref["N"])
+        d_term = p["log_B_ref"] - p["beta"] * (logx["D"] - ref["D"])
+        return xp.logaddexp(log_E(p["E"], xp), xp.logaddexp(n_term, d_term))
+
+    def natural(self, p: Mapping[str, Array], ref: Mapping[str, float]) -> dict[str, np.ndarray]:
+        return {
+            "E": np.asarray(p["E"], dtype=float),
+            "A": np.exp(p["log_A_ref"] + p["alpha"] * ref["N"]),
+            "B": np.exp(p["log_B_ref"] + p["beta"] * ref["D"]),
+            "alpha": np.asarray(p["alpha"], dtype=float),
+            "beta": np.asarray(p["beta"], dtype=float),
+        }

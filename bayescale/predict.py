@@ -1,0 +1,123 @@
+"""Posterior predictions from saved draws, with numpy only (no model, no compilation)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from bayescale.errors import PredictionError
+from bayescale.laws import Law
+
+#: Points per chunk: bounds memory at draws x chunk floats per array.
+CHUNK = 2000
+
+
+def complete_inputs(
+    law: Law, k: float, N: object = None, D: object = None, C: object = None
+) -> dict[str, np.ndarray]:
+    """Validate points and derive the third of N, D, C from the other two.
+
+    Returns
+    -------
+    dict
+        Arrays ``N``, ``D``, ``C`` of one length (NaN where not derivable).
+
+    Raises
+    ------
+    PredictionError
+        For non-positive or non-finite values, mismatched lengths, or missing inputs.
+    """
+    given = {}
+    for name, value in (("N", N), ("D", D), ("C", C)):
+        if value is None:
+            continue
+        try:
+            arr = np.atleast_1d(np.asarray(value, dtype=float))
+        except (TypeError, ValueError):
+            raise PredictionError(f"{name} must be numeric, got {value!r}") from None
+        if arr.ndim != 1:
+            raise PredictionError(f"{name} must be a number or a 1-D array")
+        if not np.isfinite(arr).all():
+            raise PredictionError(f"{name} has a missing or infinite value at position {int(np.argmin(np.isfinite(arr)))}")
+        if (arr <= 0).any():
+            i = int(np.argmax(arr <= 0))
+            raise PredictionError(f"{name} must be positive; position {i} is {arr[i]:g}")
+        given[name] = arr
+    if not given:
+        raise PredictionError(f"give the points to predict: law {law.name} needs {' and '.join(law.inputs)}")
+    sizes = {len(a) for a in given.values()}
+    if len(sizes) > 1:
+        raise PredictionError(f"N, D and C must have the same length, got {({k: len(v) for k, v in given.items()})}")
+    n = sizes.pop()
+    nan = np.full(n, np.nan)
+    N_, D_, C_ = given.get("N"), given.get("D"), given.get("C")
+    if C_ is None and N_ is not None and D_ is not None:
+        C_ = k * N_ * D_
+    if D_ is None and N_ is not None and C_ is not None:
+        D_ = C_ / (k * N_)
+    if N_ is None and D_ is not None and C_ is not None:
+        N_ = C_ / (k * D_)
+    out = {"N": N_ if N_ is not None else nan, "D": D_ if D_ is not None else nan, "C": C_ if C_ is not None else nan}
+    missing = [x for x in law.inputs if np.isnan(out[x]).any()]
+    if missing:
+        raise PredictionError(
+            f"law {law.name} needs {' and '.join(law.inputs)}; give {' and '.join(missing)} "
+            "(any two of N, D, C give the third)"
+        )
+    return out
+
+
+def _interval_columns(draws: np.ndarray, interval: float, prefix: str) -> dict[str, np.ndarray]:
+    lo, med, hi = np.quantile(draws, [(1 - interval) / 2, 0.5, (1 + interval) / 2], axis=0)
+    return {f"{prefix}median": med, f"{prefix}mean": draws.mean(axis=0), f"{prefix}lower": lo, f"{prefix}upper": hi}
+
+
+def predict_table(
+    law: Law,
+    params: Mapping[str, np.ndarray],
+    ref: Mapping[str, float],
+    points: Mapping[str, np.ndarray],
+    interval: float,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """Predicted loss of new runs at ``points``.
+
+    Parameters
+    ----------
+    law : Law
+    params : mapping
+        Flat posterior draws of the law's parameters and ``sigma``, ``nu`` (shape ``(S,)``).
+    ref : mapping
+        The law's log reference scales.
+    points : mapping
+        Arrays ``N``, ``D``, ``C`` from :func:`complete_inputs`.
+    interval : float
+        Central probability of the equal-tailed interval.
+    rng : numpy.random.Generator
+        Source of the observation-noise draws.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``N, D, C, median, mean, lower, upper`` for a new run (observation noise included)
+        and ``expected_median, expected_mean, expected_lower, expected_upper`` for the law.
+    """
+    if not 0 < interval < 1:
+        raise PredictionError(f"interval must be between 0 and 1 (e.g. 0.9), got {interval}")
+    p = {k: np.asarray(v, dtype=float)[:, None] if np.ndim(v) else v for k, v in params.items()}
+    n = len(points["N"])
+    columns: dict[str, list[np.ndarray]] = {}
+    for start in range(0, n, CHUNK):
+        sl = slice(start, start + CHUNK)
+        logx = {x: np.log(points[x][sl])[None, :] for x in law.inputs}
+        mu = law.log_loss(p, logx, ref, np)
+        noise = p["sigma"] * rng.standard_t(p["nu"], size=mu.shape)
+        for name, col in {**_interval_columns(np.exp(mu + noise), interval, ""),
+                          **_interval_columns(np.exp(mu), interval, "expected_")}.items():
+            columns.setdefault(name, []).append(col)
+    table = pd.DataFrame({x: points[x] for x in ("N", "D", "C")})
+    for name, parts in columns.items():
+        table[name] = np.concatenate(parts)
+    return table

@@ -1,0 +1,221 @@
+"""Where sampling happens: run NUTS (nutpie by default), check diagnostics, build the result."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayescale.data import Runs, load_runs
+from bayescale.diagnostics import DiagnosticsWarning, compute_table
+from bayescale.errors import BayescaleError, DiagnosticsError
+from bayescale.laws import Law, default_law, get_law
+from bayescale.model import NOISE_PARAMS, build_model, check_identifiable, resolve_priors
+from bayescale.priors import PriorLike, priors_to_json
+from bayescale.result import ScalingFit
+from bayescale.storage import MARKER
+
+log = logging.getLogger("bayescale")
+
+SAMPLERS = ("nutpie", "pymc")
+
+
+def _as_runs(runs: Runs | pd.DataFrame | str | Path) -> Runs:
+    return runs if isinstance(runs, Runs) else load_runs(runs)
+
+
+def _prepare(runs: Runs | pd.DataFrame | str | Path, law: str | Law | None, priors: Mapping[str, PriorLike] | None):
+    runs = _as_runs(runs)
+    law = default_law(runs) if law is None else get_law(law)
+    resolved = resolve_priors(law, runs, priors)
+    check_identifiable(law, runs, resolved)
+    return runs, law, resolved
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("bayescale", "pymc", "pytensor", "arviz", "nutpie", "numpy", "xarray"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _pick_sampler(sampler: str) -> str:
+    if sampler not in SAMPLERS:
+        raise BayescaleError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    if sampler == "nutpie":
+        try:
+            import nutpie  # noqa: F401
+        except ImportError:
+            log.warning("nutpie is not installed; falling back to PyMC's NUTS (slower)")
+            return "pymc"
+    return sampler
+
+
+def assemble(
+    idata: xr.DataTree,
+    law: Law,
+    runs: Runs,
+    priors: Mapping[str, Any],
+    settings: Mapping[str, Any],
+) -> ScalingFit:
+    """Turn the sampler's DataTree into a :class:`ScalingFit`.
+
+    Adds the physical parameters to the posterior, the runs and diagnostics groups and the
+    root attributes; drops sample statistics of object type, which netCDF cannot store.
+    """
+    post = idata["posterior"].to_dataset()
+    ref = law.reference(runs)
+    sampled = {n: post[n].to_numpy() if n in post else priors[n].kwargs["value"] for n in law.params}
+    for name, values in law.natural(sampled, ref).items():
+        if name not in post:
+            post[name] = (("chain", "draw"), np.broadcast_to(values, (post.sizes["chain"], post.sizes["draw"])).copy())
+    checked = [n for n in (*law.params, *law.natural_params, *NOISE_PARAMS) if n in post]
+    checked = list(dict.fromkeys(checked))
+    diag = compute_table(post, checked)
+    groups = {name: idata[name].to_dataset() for name in idata.children}
+    groups["posterior"] = post
+    if "sample_stats" in groups:
+        stats = groups["sample_stats"]
+        groups["sample_stats"] = stats.drop_vars([v for v in stats.data_vars if stats[v].dtype == object])
+        divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    else:
+        divergences = 0
+    groups["runs"] = xr.Dataset({c: ("run", runs.values(c)) for c in runs.table.columns}, coords={"run": np.arange(len(runs))})
+    groups["diagnostics"] = diag
+    tree = xr.DataTree.from_dict({f"/{k}": v for k, v in groups.items()})
+    tree.attrs = {
+        MARKER: _versions()["bayescale"],
+        "law": law.name,
+        "formula": law.formula,
+        "reference": json.dumps(ref),
+        "priors": priors_to_json(priors),
+        "seed": int(settings["seed"]),
+        "k": float(runs.k),
+        "source": runs.source,
+        "columns": json.dumps(dict(runs.columns)),
+        "sampler": str(settings["sampler"]),
+        "draws": int(settings["draws"]),
+        "tune": int(settings["tune"]),
+        "chains": int(settings["chains"]),
+        "target_accept": float(settings["target_accept"]),
+        "divergences": divergences,
+        "versions": json.dumps(_versions()),
+    }
+    return ScalingFit(tree)
+
+
+def fit(
+    runs: Runs | pd.DataFrame | str | Path,
+    law: str | Law | None = None,
+    priors: Mapping[str, PriorLike] | None = None,
+    *,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int | None = None,
+    sampler: str = "nutpie",
+    target_accept: float = 0.9,
+    strict: bool = False,
+    progress: bool = False,
+) -> ScalingFit:
+    """Fit a scaling law to training runs by NUTS.
+
+    Parameters
+    ----------
+    runs : Runs, pandas.DataFrame or path
+        The runs (a path or DataFrame is read with :func:`bayescale.load_runs`).
+    law : str or Law, optional
+        ``chinchilla`` (default when N and D are known), ``kaplan``, ``power:C`` (default
+        when only compute is known), ``power:N``, ``power:D``.
+    priors : mapping, optional
+        Overrides of the default priors by parameter name: :class:`bayescale.Prior`
+        objects, dicts ``{"dist": ..., "kwargs": ...}``, strings ``"Normal(0.35, 0.1)"``
+        or numbers (fixed values).
+    draws, tune, chains : int
+        Posterior draws and tuning steps per chain, and the number of chains.
+    seed : int, optional
+        Random seed; chosen at random (and stored) when not given.
+    sampler : {"nutpie", "pymc"}
+        NUTS implementation; nutpie falls back to PyMC's when it is not installed.
+    target_accept : float, default 0.9
+        NUTS target acceptance; raise it (0.95, 0.99) when there are divergences.
+    strict : bool, default False
+        Raise :class:`DiagnosticsError` instead of warning when diagnostics fail.
+    progress : bool, default False
+        Show the sampler's progress bar (on stderr).
+
+    Returns
+    -------
+    ScalingFit
+    """
+    import pymc as pm
+
+    runs, law, resolved = _prepare(runs, law, priors)
+    for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
+        if int(value) < 1:
+            raise BayescaleError(f"{name} must be at least 1, got {value}")
+    if not 0 < target_accept < 1:
+        raise BayescaleError(f"target_accept must be between 0 and 1, got {target_accept}")
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2**31))
+    sampler = _pick_sampler(sampler)
+    model = build_model(law, runs, resolved)
+    log.info("sampling %s on %d runs: %d chains x %d tune + %d draws (%s, seed %d)",
+             law.name, len(runs), chains, tune, draws, sampler, seed)
+    nuts: dict[str, Any] = {"target_accept": float(target_accept)}
+    if sampler == "nutpie":
+        # A low-rank mass matrix absorbs the E-exponent-amplitude correlation that
+        # centring cannot remove: 3-4x the ESS per second of the diagonal adaptation.
+        nuts["adaptation"] = "low_rank"
+    with model:
+        idata = pm.sample(
+            draws=int(draws), tune=int(tune), chains=int(chains), random_seed=int(seed),
+            nuts_sampler=sampler, nuts=nuts, progressbar=progress,
+            cores=min(int(chains), 2) if sampler == "pymc" else None,
+        )
+        pm.compute_log_likelihood(idata, model=model, progressbar=False)
+    settings = {"seed": seed, "sampler": sampler, "draws": draws, "tune": tune, "chains": chains,
+                "target_accept": target_accept}
+    result = assemble(idata, law, runs, resolved, settings)
+    diag = result.diagnostics
+    if not diag.ok:
+        if strict:
+            raise DiagnosticsError(f"diagnostics failed (--strict): {diag.message()}")
+        warnings.warn(f"diagnostics failed: {diag.message()}", DiagnosticsWarning, stacklevel=2)
+    return result
+
+
+def sample_prior_predictive(
+    runs: Runs | pd.DataFrame | str | Path,
+    law: str | Law | None = None,
+    priors: Mapping[str, PriorLike] | None = None,
+    *,
+    draws: int = 500,
+    seed: int | None = None,
+) -> xr.DataTree:
+    """Draw from the prior and prior predictive at the runs' inputs.
+
+    Use it to check that the priors put the loss in a plausible range before fitting.
+
+    Returns
+    -------
+    xarray.DataTree
+        Groups ``prior`` and ``prior_predictive`` (``log_loss``, the log of the loss).
+    """
+    import pymc as pm
+
+    runs, law, resolved = _prepare(runs, law, priors)
+    with build_model(law, runs, resolved):
+        return pm.sample_prior_predictive(draws=draws, random_seed=seed)

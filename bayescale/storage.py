@@ -1,0 +1,55 @@
+"""Saving and loading fits as netCDF (``xarray.DataTree``), atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import xarray as xr
+
+from bayescale.errors import FitFileError
+
+#: Root attribute that marks a file as a bayescale fit.
+MARKER = "bayescale_version"
+
+
+def write_atomic(tree: xr.DataTree, path: str | Path) -> Path:
+    """Write ``tree`` to ``path`` through a temporary file in the same folder and a rename.
+
+    A failure at any point leaves an existing file at ``path`` untouched.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FitFileError(f"cannot save to '{path}': folder '{folder}' does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        tree.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_tree(path: str | Path) -> xr.DataTree:
+    """Read a fit file fully into memory (the file is closed afterwards).
+
+    Raises
+    ------
+    FitFileError
+        If the file is missing, unreadable, or not written by bayescale.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FitFileError(f"fit file '{path}' not found; create it with: bayescale fit RUNS --out {path}")
+    try:
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            loaded = tree.load()
+    except Exception as ex:  # h5py/netCDF raise many types for a damaged file
+        raise FitFileError(f"'{path}' is not a readable fit file ({type(ex).__name__}); re-run bayescale fit") from None
+    if MARKER not in loaded.attrs or "posterior" not in loaded.children:
+        raise FitFileError(f"'{path}' is a netCDF file but not a bayescale fit; re-run bayescale fit")
+    return loaded
