@@ -69,7 +69,7 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tune", type=_positive_int, default=1000, help="tuning steps per chain (default 1000)")
     g.add_argument("--chains", type=_positive_int, default=4, help="chains (default 4)")
     g.add_argument("--seed", type=int, default=None, help="random seed (default: random, stored in the fit)")
-    g.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (default 0.9)")
+    g.add_argument("--target-accept", type=float, default=0.95, help="NUTS target acceptance (default 0.95)")
     g.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie", help="NUTS implementation")
     g.add_argument("--strict", action="store_true", help="fail (exit 3) when diagnostics fail instead of warning")
 
@@ -87,8 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", help="CSV or Parquet file, one row per run")
     p.add_argument("--out", required=True, help="where to save the fit (netCDF, e.g. fit.nc)")
     p.add_argument("--law", default=None, help="chinchilla, kaplan, power (= power:C), power:N, power:D")
-    p.add_argument("--prior", action="append", default=[], metavar="NAME=DIST",
-                   help='override a prior, e.g. --prior "alpha=Normal(0.35, 0.1)"; a number fixes it ("E=0")')
+    p.add_argument(
+        "--prior",
+        action="append",
+        default=[],
+        metavar="NAME=DIST",
+        help='override a prior, e.g. --prior "alpha=Normal(0.35, 0.1)"; a number fixes it ("E=0")',
+    )
     _add_columns(p)
     _add_sampling(p)
 
@@ -115,8 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_points(path: str):
-    from bayescale.data import load_runs  # noqa: F401  (same parsing rules for numbers)
-    from bayescale.data import _read_table, _to_numbers
+    from bayescale.data import (
+        _read_table,
+        _to_numbers,
+        load_runs,  # noqa: F401  (same parsing rules for numbers)
+    )
     from bayescale.errors import PredictionError
 
     df = _read_table(Path(path))
@@ -143,13 +151,30 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         raise BayescaleError(f"cannot write --out {out}: folder '{out.parent}' does not exist")
     priors = dict(parse_assignment(spec) for spec in args.prior)
     runs = load_runs(args.runs, n_col=args.n_col, d_col=args.d_col, c_col=args.c_col, loss_col=args.loss_col, k=args.k)
-    result = fit(runs, law=args.law, priors=priors, draws=args.draws, tune=args.tune, chains=args.chains,
-                 seed=args.seed, sampler=args.sampler, target_accept=args.target_accept, strict=args.strict,
-                 progress=not args.quiet and sys.stderr.isatty())
+    result = fit(
+        runs,
+        law=args.law,
+        priors=priors,
+        draws=args.draws,
+        tune=args.tune,
+        chains=args.chains,
+        seed=args.seed,
+        sampler=args.sampler,
+        target_accept=args.target_accept,
+        strict=args.strict,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
     result.save(out)
     d = result.diagnostics
-    log.info("saved %s (%s, %d runs; max R-hat %.3f, min ESS %.0f, %d divergences)", out, result.law.name,
-             len(runs), d.max_rhat, min(d.min_ess_bulk, d.min_ess_tail), d.divergences)
+    log.info(
+        "saved %s (%s, %d runs; max R-hat %.3f, min ESS %.0f, %d divergences)",
+        out,
+        result.law.name,
+        len(runs),
+        d.max_rhat,
+        min(d.min_ess_bulk, d.min_ess_tail),
+        d.divergences,
+    )
     return 0
 
 
@@ -180,8 +205,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = load_demo()
     log.info("demo: fitting chinchilla to the embedded ladder (%d synthetic runs, 1e17-1e20 FLOPs)", len(runs))
-    result = fit(runs, law="chinchilla", draws=args.draws, tune=args.tune, seed=args.seed,
-                 progress=sys.stderr.isatty())
+    result = fit(runs, law="chinchilla", draws=args.draws, tune=args.tune, seed=args.seed, progress=sys.stderr.isatty())
     fit_path = result.save(out_dir / "demo_fit.nc")
     pred = result.predict(N=70e9, D=1.4e12, interval=0.9)
     pred_path = out_dir / "prediction_70B_1.4T.csv"
@@ -189,8 +213,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     row = pred.iloc[0]
     print(f"Predicted loss of a 70B-parameter model on 1.4T tokens (C = {row['C']:.3g} FLOPs):")
     print(f"  median {row['median']:.3f} nats/token, 90% band {row['lower']:.3f} - {row['upper']:.3f}")
-    print(f"  (law alone: median {row['expected_median']:.3f}, 90% {row['expected_lower']:.3f} - "
-          f"{row['expected_upper']:.3f})")
+    print(
+        f"  (law alone: median {row['expected_median']:.3f}, 90% {row['expected_lower']:.3f} - "
+        f"{row['expected_upper']:.3f})"
+    )
     print(f"Fit saved to {fit_path}; prediction table to {pred_path}")
     print(f"Next: bayescale summary {fit_path}")
     return 0

@@ -142,9 +142,7 @@ def _pick_column(df: pd.DataFrame, name: str, given: str | None, where: str, opt
         if alias in df.columns:
             return alias
     if name == "loss":
-        raise RunsError(
-            f"no loss column in {where}; columns found: {found}. Name it with {option} COLUMN"
-        )
+        raise RunsError(f"no loss column in {where}; columns found: {found}. Name it with {option} COLUMN")
     return None
 
 
@@ -222,9 +220,7 @@ def load_runs(
         nonpos = values <= 0
         if nonpos.any():
             i = int(np.argmax(nonpos))
-            raise RunsError(
-                f"{where}: column {col!r}, row {i + row_offset} is {values[i]:g}; {name} must be positive"
-            )
+            raise RunsError(f"{where}: column {col!r}, row {i + row_offset} is {values[i]:g}; {name} must be positive")
         table[name] = values
     present = [n for n in INPUTS if n in table]
     if not present:

@@ -89,7 +89,7 @@ def assess(table: xr.Dataset, divergences: int, chains: int, draws: int) -> Diag
     if divergences > 0:
         problems.append(
             f"{divergences} divergent transitions: the posterior may be biased. Raise target_accept "
-            "(--target-accept 0.95) or set stronger priors on the exponents (--prior \"alpha=Normal(0.35, 0.1)\")."
+            '(--target-accept 0.99) or set stronger priors on the exponents (--prior "alpha=Normal(0.35, 0.1)").'
         )
     return Diagnostics(
         max_rhat=float(np.nanmax(rhat)),

@@ -44,9 +44,7 @@ def resolve_priors(law: Law, runs: Runs, priors: Mapping[str, PriorLike] | None 
     resolved = {**law.default_priors(runs), **noise_priors()}
     for name, value in (priors or {}).items():
         if name not in resolved:
-            raise PriorError(
-                f"law {law.name} has no parameter {name!r}; its parameters are {', '.join(resolved)}"
-            )
+            raise PriorError(f"law {law.name} has no parameter {name!r}; its parameters are {', '.join(resolved)}")
         resolved[name] = as_prior(value)
     return resolved
 

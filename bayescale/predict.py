@@ -14,9 +14,7 @@ from bayescale.laws import Law
 CHUNK = 2000
 
 
-def complete_inputs(
-    law: Law, k: float, N: object = None, D: object = None, C: object = None
-) -> dict[str, np.ndarray]:
+def complete_inputs(law: Law, k: float, N: object = None, D: object = None, C: object = None) -> dict[str, np.ndarray]:
     """Validate points and derive the third of N, D, C from the other two.
 
     Returns
@@ -40,7 +38,9 @@ def complete_inputs(
         if arr.ndim != 1:
             raise PredictionError(f"{name} must be a number or a 1-D array")
         if not np.isfinite(arr).all():
-            raise PredictionError(f"{name} has a missing or infinite value at position {int(np.argmin(np.isfinite(arr)))}")
+            raise PredictionError(
+                f"{name} has a missing or infinite value at position {int(np.argmin(np.isfinite(arr)))}"
+            )
         if (arr <= 0).any():
             i = int(np.argmax(arr <= 0))
             raise PredictionError(f"{name} must be positive; position {i} is {arr[i]:g}")
@@ -49,7 +49,7 @@ def complete_inputs(
         raise PredictionError(f"give the points to predict: law {law.name} needs {' and '.join(law.inputs)}")
     sizes = {len(a) for a in given.values()}
     if len(sizes) > 1:
-        raise PredictionError(f"N, D and C must have the same length, got {({k: len(v) for k, v in given.items()})}")
+        raise PredictionError(f"N, D and C must have the same length, got { ({k: len(v) for k, v in given.items()}) }")
     n = sizes.pop()
     nan = np.full(n, np.nan)
     N_, D_, C_ = given.get("N"), given.get("D"), given.get("C")
@@ -114,8 +114,10 @@ def predict_table(
         logx = {x: np.log(points[x][sl])[None, :] for x in law.inputs}
         mu = law.log_loss(p, logx, ref, np)
         noise = p["sigma"] * rng.standard_t(p["nu"], size=mu.shape)
-        for name, col in {**_interval_columns(np.exp(mu + noise), interval, ""),
-                          **_interval_columns(np.exp(mu), interval, "expected_")}.items():
+        for name, col in {
+            **_interval_columns(np.exp(mu + noise), interval, ""),
+            **_interval_columns(np.exp(mu), interval, "expected_"),
+        }.items():
             columns.setdefault(name, []).append(col)
     table = pd.DataFrame({x: points[x] for x in ("N", "D", "C")})
     for name, parts in columns.items():

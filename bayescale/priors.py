@@ -73,7 +73,9 @@ class Prior:
                 raise PriorError(f"{dist} takes {', '.join(allowed)}; got {key!r}")
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 raise PriorError(f"{dist} argument {key} must be a finite number, got {value!r}")
-        missing = [a for a in allowed if a not in merged and not (dist == "TruncatedNormal" and a in ("lower", "upper"))]
+        missing = [
+            a for a in allowed if a not in merged and not (dist == "TruncatedNormal" and a in ("lower", "upper"))
+        ]
         if missing:
             raise PriorError(f"{dist} needs {', '.join(missing)}")
         object.__setattr__(self, "dist", dist)

@@ -113,9 +113,20 @@ class ScalingFit:
             x = self.draws(name)
             lo, med, hi = np.quantile(x, [(1 - interval) / 2, 0.5, (1 + interval) / 2])
             i = diag_names.index(name) if name in diag_names else None
-            stat = {s: float(diag[s].to_numpy()[i]) if i is not None else np.nan for s in ("r_hat", "ess_bulk", "ess_tail")}
-            rows.append({"parameter": name, "mean": x.mean(), "median": med, "sd": x.std(ddof=1),
-                         "lower": lo, "upper": hi, **stat})
+            stat = {
+                s: float(diag[s].to_numpy()[i]) if i is not None else np.nan for s in ("r_hat", "ess_bulk", "ess_tail")
+            }
+            rows.append(
+                {
+                    "parameter": name,
+                    "mean": x.mean(),
+                    "median": med,
+                    "sd": x.std(ddof=1),
+                    "lower": lo,
+                    "upper": hi,
+                    **stat,
+                }
+            )
         return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
     def predict(
@@ -153,8 +164,10 @@ class ScalingFit:
 
     def __repr__(self) -> str:
         post = self.posterior
-        return (f"<ScalingFit {self.law.name}: {len(self.runs)} runs, {post.sizes['chain']} chains x "
-                f"{post.sizes['draw']} draws, seed {self.seed}>")
+        return (
+            f"<ScalingFit {self.law.name}: {len(self.runs)} runs, {post.sizes['chain']} chains x "
+            f"{post.sizes['draw']} draws, seed {self.seed}>"
+        )
 
 
 def load(path: str | Path) -> ScalingFit:

@@ -24,7 +24,10 @@ DEMO_SEED = 20240
 
 
 def ladder_design(
-    budgets: Sequence[float], sizes_per_budget: int = 6, spread: float = 1.2, k: float = 6.0,
+    budgets: Sequence[float],
+    sizes_per_budget: int = 6,
+    spread: float = 1.2,
+    k: float = 6.0,
     tokens_per_param: float = 20.0,
 ) -> pd.DataFrame:
     """Model sizes and token counts of an isoFLOP ladder.

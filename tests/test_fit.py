@@ -1,0 +1,118 @@
+"""Fitting: structure with a mocked sampler; numbers with one real small fit."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+from bayescale.diagnostics import DiagnosticsWarning
+from bayescale.errors import DiagnosticsError, PriorError, RunsError
+from bayescale.priors import Prior
+
+
+def _quiet_fit(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)  # mocked draws are not a converged posterior
+        return bs.fit(*args, **kwargs)
+
+
+def test_result_owns_the_tree(mock_sampler, demo_runs):
+    result = _quiet_fit(demo_runs, seed=3)
+    tree = result.tree
+    for group in ("posterior", "log_likelihood", "observed_data", "runs", "diagnostics", "sample_stats"):
+        assert group in tree.children, group
+    for name in ("E", "A", "B", "alpha", "beta", "log_A_ref", "sigma", "nu"):
+        assert name in tree["posterior"].data_vars
+    assert tree["log_likelihood"]["log_loss"].sizes["run"] == len(demo_runs)
+    attrs = tree.attrs
+    assert attrs["law"] == "chinchilla" and attrs["seed"] == 3 and attrs["bayescale_version"]
+    assert set(json.loads(attrs["priors"])) == {"E", "alpha", "beta", "log_A_ref", "log_B_ref", "sigma", "nu"}
+    assert json.loads(attrs["versions"])["pymc"]
+
+
+def test_user_priors_are_stored(mock_sampler, demo_runs):
+    result = _quiet_fit(
+        demo_runs,
+        priors={
+            "alpha": "Normal(0.35, 0.1)",
+            "beta": Prior("Normal", mu=0.3, sigma=0.1),
+            "nu": {"dist": "Gamma", "kwargs": {"alpha": 2, "beta": 0.1}},
+        },
+    )
+    assert result.priors["alpha"] == Prior("Normal", mu=0.35, sigma=0.1)
+    assert result.priors["beta"] == Prior("Normal", mu=0.3, sigma=0.1)
+    assert result.priors["E"].dist == "TruncatedNormal"  # default, data-scaled
+    assert result.priors["E"].kwargs["upper"] == pytest.approx(demo_runs.loss.min())
+
+
+def test_fixed_parameter(mock_sampler):
+    runs = bs.load_runs(pd.DataFrame({"C": np.logspace(17, 20, 8), "loss": np.linspace(3.6, 2.6, 8)}))
+    result = _quiet_fit(runs, law="power", priors={"E": 0})
+    assert "E" not in result.tree["posterior"].data_vars or np.all(result.draws("E") == 0)
+    assert np.all(result.draws("E") == 0)
+    assert result.summary().set_index("parameter").loc["E", "sd"] == 0
+
+
+def test_unknown_prior_name(demo_runs):
+    with pytest.raises(PriorError, match="law chinchilla has no parameter 'gamma'; its parameters are E, alpha"):
+        bs.fit(demo_runs, priors={"gamma": "Normal(0, 1)"})
+
+
+def test_too_few_runs():
+    runs = bs.load_runs(pd.DataFrame({"N": [1e8, 2e8, 4e8], "D": [1e9, 3e9, 2e9], "loss": [3.2, 3.0, 2.95]}))
+    with pytest.raises(RunsError, match=r"has 7 free parameters .* at least 8 runs, got 3"):
+        bs.fit(runs, law="chinchilla")
+
+
+def test_strict_turns_failed_diagnostics_into_error(mock_sampler, demo_runs):
+    # Mocked "chains" are copies of prior draws: diagnostics cannot pass, and strict must refuse.
+    mock = mock_sampler
+
+    def divergent(*args, **kwargs):
+        out = mock(*args, **kwargs)
+        out["sample_stats"]["diverging"] = out["sample_stats"]["diverging"] | True
+        return out
+
+    import pymc as pm
+
+    pm.sample = divergent
+    with pytest.raises(DiagnosticsError, match=r"divergent transitions.*target_accept"):
+        bs.fit(demo_runs, strict=True)
+    with pytest.warns(DiagnosticsWarning, match="divergent transitions"):
+        bs.fit(demo_runs)
+
+
+def test_prior_predictive(demo_runs):
+    tree = bs.sample_prior_predictive(demo_runs, draws=50, seed=1)
+    loss = np.exp(tree["prior_predictive"]["log_loss"].to_numpy())
+    assert loss.shape[-1] == len(demo_runs)
+    # the priors put most simulated losses in a plausible range for language models
+    assert 0.5 < np.median(loss) < 20
+
+
+# --- numbers: one small real fit of the demo ladder -----------------------------------------
+
+
+def test_real_fit_converges(real_fit):
+    d = real_fit.diagnostics
+    assert d.ok, d.message()
+    assert d.max_rhat <= 1.01 and d.divergences == 0
+
+
+def test_real_fit_recovers_demo_truth(real_fit):
+    from bayescale.datasets.simulate import DEMO_PARAMS
+
+    table = real_fit.summary(interval=0.95).set_index("parameter")
+    for name, true in DEMO_PARAMS.items():
+        assert table.loc[name, "lower"] <= true <= table.loc[name, "upper"], name
+
+
+def test_seed_reproducible(demo_runs):
+    a = _quiet_fit(demo_runs, draws=100, tune=200, chains=2, seed=11)  # short: reproducibility, not convergence
+    b = _quiet_fit(demo_runs, draws=100, tune=200, chains=2, seed=11)
+    np.testing.assert_array_equal(a.draws("alpha"), b.draws("alpha"))
