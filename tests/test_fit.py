@@ -116,3 +116,23 @@ def test_seed_reproducible(demo_runs):
     a = _quiet_fit(demo_runs, draws=100, tune=200, chains=2, seed=11)  # short: reproducibility, not convergence
     b = _quiet_fit(demo_runs, draws=100, tune=200, chains=2, seed=11)
     np.testing.assert_array_equal(a.draws("alpha"), b.draws("alpha"))
+
+
+def test_falls_back_to_pymc_without_nutpie(monkeypatch, caplog):
+    import builtins
+
+    from bayescale.sampling import _pick_sampler
+
+    real_import = builtins.__import__
+
+    def no_nutpie(name, *args, **kwargs):
+        if name == "nutpie":
+            raise ImportError("no nutpie")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_nutpie)
+    with caplog.at_level("WARNING", logger="bayescale"):
+        assert _pick_sampler("nutpie") == "pymc"
+    assert "falling back to PyMC" in caplog.text
+    with pytest.raises(bs.BayescaleError, match="unknown sampler 'stan'"):
+        _pick_sampler("stan")
