@@ -111,6 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=_interval, default=0.9, help="interval probability (default 0.9)")
     p.add_argument("--format", choices=FORMATS, default="table")
 
+    p = sub.add_parser("optimal", help="compute-optimal N, D and tokens per parameter for budgets")
+    p.add_argument("fit", help="a fit file written by bayescale fit (a law of N and D)")
+    p.add_argument("--compute", type=_number, nargs="+", help="budgets in FLOPs (default 100x the largest run)")
+    p.add_argument("--inference-tokens", type=_number, help="lifetime inference tokens: adds inference-aware columns")
+    p.add_argument("--target-loss", type=_number, help="loss to reach (inference-aware, or with --N)")
+    p.add_argument("--N", type=_number, nargs="+", help="fixed model sizes: tokens needed to reach --target-loss")
+    p.add_argument("--interval", type=_interval, default=0.9, help="interval probability (default 0.9)")
+    p.add_argument("--format", choices=FORMATS, default="table")
+
     p = sub.add_parser("demo", help="fit the embedded demo ladder and predict a 70B model on 1.4T tokens")
     p.add_argument("--out-dir", default="bayescale-demo", help="folder for the demo's files (default ./bayescale-demo)")
     p.add_argument("--draws", type=_positive_int, default=1000)
@@ -197,6 +206,24 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_optimal(args: argparse.Namespace) -> int:
+    from bayescale.allocation import AllocationError
+    from bayescale.result import load
+
+    result = load(args.fit)
+    if args.N is not None:
+        if args.target_loss is None:
+            raise AllocationError("--N needs --target-loss: the tokens a model of that size needs to reach it")
+        table = result.tokens_to_reach(N=args.N, loss=args.target_loss, interval=args.interval)
+    else:
+        table = result.optimal(
+            args.compute, interval=args.interval, inference_tokens=args.inference_tokens, target_loss=args.target_loss
+        )
+    table = table.drop(columns=[c for c in table.columns if c.endswith("_mean")])
+    sys.stdout.write(render(table, args.format))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from bayescale.datasets import load_demo
     from bayescale.sampling import fit
@@ -222,7 +249,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"fit": _cmd_fit, "summary": _cmd_summary, "predict": _cmd_predict, "demo": _cmd_demo}
+COMMANDS = {
+    "fit": _cmd_fit,
+    "summary": _cmd_summary,
+    "predict": _cmd_predict,
+    "optimal": _cmd_optimal,
+    "demo": _cmd_demo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

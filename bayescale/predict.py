@@ -9,6 +9,7 @@ import pandas as pd
 
 from bayescale.errors import PredictionError
 from bayescale.laws import Law
+from bayescale.stats import interval_stats
 
 #: Points per chunk: bounds memory at draws x chunk floats per array.
 CHUNK = 2000
@@ -70,8 +71,7 @@ def complete_inputs(law: Law, k: float, N: object = None, D: object = None, C: o
 
 
 def _interval_columns(draws: np.ndarray, interval: float, prefix: str) -> dict[str, np.ndarray]:
-    lo, med, hi = np.quantile(draws, [(1 - interval) / 2, 0.5, (1 + interval) / 2], axis=0)
-    return {f"{prefix}median": med, f"{prefix}mean": draws.mean(axis=0), f"{prefix}lower": lo, f"{prefix}upper": hi}
+    return {f"{prefix}{k}": v for k, v in interval_stats(draws, interval).items()}
 
 
 def predict_table(

@@ -157,6 +157,161 @@ class ScalingFit:
         rng = np.random.default_rng([self.seed, 1])
         return predict_table(self.law, self._sampled(), self.reference, points, interval, rng)
 
+    # --- allocation --------------------------------------------------------------------
+    @property
+    def reference_budget(self) -> float:
+        """Default budget for allocation questions: 100x the largest compute in the runs."""
+        return 100.0 * float(self.runs.values("C").max())
+
+    def _all_draws(self) -> dict[str, np.ndarray]:
+        names = dict.fromkeys((*self.posterior.data_vars, *self.priors))
+        return {n: self.draws(n) for n in names}
+
+    def allocation_draws(self, compute: float | None = None) -> dict[str, np.ndarray]:
+        """Per-draw compute-optimal ``N_opt``, ``D_opt``, ``tokens_per_param``, ``loss_opt`` and exponents
+        ``a``, ``b`` at one budget (default :attr:`reference_budget`): for probabilities and plots."""
+        from bayescale import allocation as al
+
+        C = float(al.check_budgets(self.reference_budget if compute is None else compute)[0])
+        draws = self._all_draws()
+        opt = al.isoflop_optimum(self.law, draws, self.reference, self.k, C)
+        al.check_sensible(C, opt)
+        exps = al.allocation_exponents(self.law, draws, self.reference, self.k, C)
+        return {**{q: opt[q] for q in al.QUANTITIES}, **exps}
+
+    def optimal(
+        self,
+        compute: object = None,
+        interval: float = 0.9,
+        *,
+        inference_tokens: float | None = None,
+        target_loss: float | None = None,
+        N: float | None = None,
+        loss: float | None = None,
+        inference_flops: float = 2.0,
+    ) -> pd.DataFrame:
+        """Compute-optimal allocation with posterior uncertainty.
+
+        Parameters
+        ----------
+        compute : float or array_like, optional
+            Budgets C in FLOPs (default :attr:`reference_budget`).
+        interval : float, default 0.9
+            Probability of the equal-tailed intervals.
+        inference_tokens : float, optional
+            Expected lifetime inference tokens D_inf: adds the inference-aware allocation
+            (Sardana and Frankle 2024) minimising ``k N D + inference_flops N D_inf``
+            for the loss the compute-optimal model reaches (or ``target_loss``).
+        target_loss : float, optional
+            Loss to reach in the inference-aware allocation.
+        N, loss : float, optional
+            The fixed-size question: with both given, returns :meth:`tokens_to_reach`.
+        inference_flops : float, default 2
+            FLOPs per parameter per inference token.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per budget: ``compute`` and ``<q>_median``, ``<q>_mean``, ``<q>_lower``,
+            ``<q>_upper`` for q in ``N_opt, D_opt, tokens_per_param, loss_opt``; with
+            ``inference_tokens``, the same for ``inf_aware_N, inf_aware_D,
+            inf_aware_tokens_per_param, inf_aware_total_flops, inf_aware_saving``.
+        """
+        from bayescale import allocation as al
+        from bayescale.stats import check_interval
+
+        if N is not None or loss is not None:
+            if N is None or loss is None:
+                raise al.AllocationError("the fixed-size question needs both N and loss")
+            return self.tokens_to_reach(N=N, loss=loss, interval=interval)
+        return al.optimal_table(
+            self.law,
+            self._all_draws(),
+            self.reference,
+            self.k,
+            self.reference_budget if compute is None else compute,
+            check_interval(interval),
+            inference_tokens,
+            target_loss,
+            inference_flops,
+        )
+
+    def tokens_to_reach(self, N: object, loss: float, interval: float = 0.9) -> pd.DataFrame:
+        """Tokens a model of N parameters needs to reach an expected ``loss``, with its band.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per N: ``N, loss, prob_reachable`` (share of draws whose loss at
+            infinite data is below the target), and median, mean, interval of ``D`` and of
+            the training FLOPs ``C`` (infinite where unreachable).
+        """
+        from bayescale import allocation as al
+        from bayescale.stats import check_interval, interval_stats
+
+        check_interval(interval)
+        Ns = al.check_budgets(N, "N")
+        target = float(al.check_budgets(loss, "loss")[0])
+        draws = self._all_draws()
+        rows = []
+        for n in Ns:
+            D = al.tokens_for_loss(self.law, draws, self.reference, n, target)
+            row = {"N": float(n), "loss": target, "prob_reachable": float(np.isfinite(D).mean())}
+            for name, values in (("D", D), ("C", self.k * n * D)):
+                row.update({f"{name}_{k}": float(v) for k, v in interval_stats(values, interval).items()})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def scale_up(self, factor: float = 10.0, compute: float | None = None, interval: float = 0.9) -> pd.DataFrame:
+        """Posterior multipliers of N_opt and D_opt when the budget grows by ``factor``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Rows ``N`` and ``D``: median, mean, lower, upper of the multiplier, beside Kaplan
+            et al.'s (``factor**0.73``, ``factor**0.27``) and Chinchilla's (``factor**0.5``) answers.
+        """
+        from bayescale import allocation as al
+        from bayescale.stats import check_interval, interval_stats
+
+        check_interval(interval)
+        factor = float(al.check_budgets(factor, "factor")[0])
+        C = float(al.check_budgets(self.reference_budget if compute is None else compute)[0])
+        draws = self._all_draws()
+        base = al.isoflop_optimum(self.law, draws, self.reference, self.k, C)
+        al.check_sensible(C, base)
+        big = al.isoflop_optimum(self.law, draws, self.reference, self.k, C * factor)
+        rows = []
+        for name, key, kaplan in (("N", "N_opt", 0.73), ("D", "D_opt", 0.27)):
+            stats = interval_stats(big[key] / base[key], interval)
+            rows.append(
+                {
+                    "quantity": name,
+                    "factor": factor,
+                    "compute": C,
+                    **{k: float(v) for k, v in stats.items()},
+                    "kaplan": factor**kaplan,
+                    "chinchilla": factor**0.5,
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def probability(
+        self, quantity: str, *, above: float | None = None, below: float | None = None, compute: float | None = None
+    ) -> float:
+        """Posterior probability that an allocation quantity exceeds (or falls below) a value.
+
+        Examples: ``fit.probability("tokens_per_param", above=20, compute=5.88e23)``,
+        ``fit.probability("a", above=0.6)``.
+        """
+        draws = self.allocation_draws(compute)
+        if quantity not in draws:
+            raise ValueError(f"unknown quantity {quantity!r}; choose one of {', '.join(draws)}")
+        if (above is None) == (below is None):
+            raise ValueError("give exactly one of above= or below=")
+        x = draws[quantity]
+        return float(np.mean(x > above) if above is not None else np.mean(x < below))
+
     # --- persistence -------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the fit to ``path`` (netCDF) atomically: a failure leaves an older file intact."""

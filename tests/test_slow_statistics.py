@@ -15,11 +15,16 @@ from tests.conftest import CHINCHILLA_CSV, needs_shared
 pytestmark = pytest.mark.slow
 
 
-@needs_shared
-def test_chinchilla_replicates_epoch():
-    """All 245 runs: medians inside Epoch AI's 95% intervals; beta's 99% interval excludes Hoffmann's 0.28."""
+@pytest.fixture(scope="module")
+def chinchilla_fit():
     runs = bs.load_runs(CHINCHILLA_CSV, n_col="Model Size", c_col="Training FLOP", loss_col="loss")
-    fit = bs.fit(runs, law="chinchilla", seed=1)
+    return bs.fit(runs, law="chinchilla", seed=1)
+
+
+@needs_shared
+def test_chinchilla_replicates_epoch(chinchilla_fit):
+    """All 245 runs: medians inside Epoch AI's 95% intervals; beta's 99% interval excludes Hoffmann's 0.28."""
+    fit = chinchilla_fit
     table = fit.summary(interval=0.99).set_index("parameter")
     epoch_95 = {"E": (1.769, 1.871), "alpha": (0.317, 0.373), "beta": (0.331, 0.415)}
     for name, (lo, hi) in epoch_95.items():
@@ -59,3 +64,29 @@ def test_parameter_recovery_over_synthetic_ladders():
     assert all(r >= 0.8 for r in rates.values()), rates
     assert np.median(divergences) == 0 and sum(divergences) < 0.005 * n_ladders * 4 * 500, divergences
     assert max(rhats) < 1.05, rhats
+
+
+@needs_shared
+def test_chinchilla_allocation(chinchilla_fit):
+    """At Chinchilla's 5.88e23 FLOPs: about 20 tokens per parameter, N_opt near Hoffmann's 67B, a near 0.5."""
+    row = chinchilla_fit.optimal(5.88e23, interval=0.9).iloc[0]
+    assert 12 <= row["tokens_per_param_median"] <= 30
+    assert row["tokens_per_param_lower"] <= 20 <= row["tokens_per_param_upper"]
+    assert 67e9 / 1.5 <= row["N_opt_median"] <= 67e9 * 1.5
+    a = chinchilla_fit.allocation_draws(5.88e23)["a"]
+    assert 0.46 <= np.median(a) <= 0.56
+
+
+@pytest.mark.parametrize(("alpha", "beta", "excluded"), [(0.20, 0.54, 0.5), (0.34, 0.36, 0.73)])
+def test_allocation_exponent_is_identified(alpha, beta, excluded):
+    """Ladders from a Kaplan-like allocation (a = 0.73) exclude a = 0.5; from Chinchilla's, exclude 0.73.
+
+    (With alpha = 0.1, beta = 0.27, also a = 0.73, a 30-run ladder over 3.5 decades of compute
+    does not pin a down: its 90% interval can reach 0.5. That is the data, not the sampler.)
+    """
+    truth = {"E": 1.8, "alpha": alpha, "beta": beta, "A": 0.8 * 1e8**alpha, "B": 0.8 * 2e9**beta}
+    runs = simulate_runs(ladder_design(np.logspace(17, 20.5, 8), sizes_per_budget=6), truth, sigma=0.01, nu=6, seed=3)
+    fit = bs.fit(bs.load_runs(runs[["N", "D", "loss"]]), law="chinchilla", seed=3)
+    lo, hi = np.quantile(fit.allocation_draws(1e22)["a"], [0.05, 0.95])
+    print(f"true a = {beta / (alpha + beta):.3f}: 90% interval of a {lo:.3f}-{hi:.3f}")
+    assert not lo <= excluded <= hi

@@ -84,6 +84,19 @@ class Law(ABC):
     def natural(self, p: Mapping[str, Array], ref: Mapping[str, float]) -> dict[str, np.ndarray]:
         """Physical parameters (numpy) from sampled parameters ``p``."""
 
+    def optimum_closed_form(
+        self, nat: Mapping[str, np.ndarray], log_compute_per_k: float
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Log N_opt and log D_opt on the isoFLOP line ``N D = C / k``, if the law has a closed form.
+
+        The default (None) makes :mod:`bayescale.allocation` minimise numerically.
+        """
+        return None
+
+    def tokens_closed_form(self, nat: Mapping[str, np.ndarray], N: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+        """Tokens D at which a model of N parameters reaches loss ``target`` (inf if never), if closed form."""
+        return None
+
     def __repr__(self) -> str:
         return f"<law {self.name}: {self.formula}>"
 

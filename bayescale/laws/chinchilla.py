@@ -66,3 +66,22 @@ class Chinchilla(Law):
             "alpha": np.asarray(p["alpha"], dtype=float),
             "beta": np.asarray(p["beta"], dtype=float),
         }
+
+    def optimum_closed_form(
+        self, nat: Mapping[str, np.ndarray], log_compute_per_k: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Hoffmann et al.'s closed form: N_opt = G (C/k)^a, D_opt = (C/k)^b / G.
+
+        G = (alpha A / (beta B))^(1/(alpha+beta)), a = beta/(alpha+beta), b = alpha/(alpha+beta).
+        """
+        alpha, beta = nat["alpha"], nat["beta"]
+        log_G = (np.log(alpha) + np.log(nat["A"]) - np.log(beta) - np.log(nat["B"])) / (alpha + beta)
+        a = beta / (alpha + beta)
+        return log_G + a * log_compute_per_k, (1 - a) * log_compute_per_k - log_G
+
+    def tokens_closed_form(self, nat: Mapping[str, np.ndarray], N: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """D = (B / (target - E - A/N^alpha))^(1/beta); inf where the target is out of reach."""
+        gap = target - nat["E"] - nat["A"] / N ** nat["alpha"]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            D = (nat["B"] / gap) ** (1 / nat["beta"])
+        return np.where(gap > 0, D, np.inf)
