@@ -72,6 +72,11 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     g.add_argument("--target-accept", type=float, default=0.95, help="NUTS target acceptance (default 0.95)")
     g.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie", help="NUTS implementation")
     g.add_argument("--strict", action="store_true", help="fail (exit 3) when diagnostics fail instead of warning")
+    g.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="skip the leave-future-out calibration of extrapolation bands (faster, narrower, less honest)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,6 +169,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         runs,
         law=args.law,
         priors=priors,
+        calibrate=not args.no_calibrate,
         draws=args.draws,
         tune=args.tune,
         chains=args.chains,

@@ -81,6 +81,7 @@ def predict_table(
     points: Mapping[str, np.ndarray],
     interval: float,
     rng: np.random.Generator,
+    discrepancy_sd: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Predicted loss of new runs at ``points``.
 
@@ -97,6 +98,9 @@ def predict_table(
         Central probability of the equal-tailed interval.
     rng : numpy.random.Generator
         Source of the observation-noise draws.
+    discrepancy_sd : array, optional
+        Per-point standard deviation (log loss) of the law's extrapolation discrepancy
+        (:mod:`bayescale.calibration`), added to both the new-run and the expected loss.
 
     Returns
     -------
@@ -113,10 +117,14 @@ def predict_table(
         sl = slice(start, start + CHUNK)
         logx = {x: np.log(points[x][sl])[None, :] for x in law.inputs}
         mu = law.log_loss(p, logx, ref, np)
+        if discrepancy_sd is not None and np.any(discrepancy_sd[sl] > 0):
+            mu = mu + discrepancy_sd[sl][None, :] * rng.standard_normal(mu.shape)
         noise = p["sigma"] * rng.standard_t(p["nu"], size=mu.shape)
+        with np.errstate(over="ignore"):  # far tails of heavy-tailed noise overflow to inf: quantiles are unaffected
+            draws_new, draws_law = np.exp(mu + noise), np.exp(mu)
         for name, col in {
-            **_interval_columns(np.exp(mu + noise), interval, ""),
-            **_interval_columns(np.exp(mu), interval, "expected_"),
+            **_interval_columns(draws_new, interval, ""),
+            **_interval_columns(draws_law, interval, "expected_"),
         }.items():
             columns.setdefault(name, []).append(col)
     table = pd.DataFrame({x: points[x] for x in ("N", "D", "C")})

@@ -69,7 +69,7 @@ class ScalingFit:
         """Flat posterior draws of parameter ``name`` (a fixed parameter gives a constant array)."""
         post = self.posterior
         if name in post:
-            return post[name].to_numpy().reshape(-1)
+            return post[name].to_numpy().reshape(post.sizes["chain"] * post.sizes["draw"], *post[name].shape[2:])
         if name in self.priors and self.priors[name].is_fixed:
             return np.full(post.sizes["chain"] * post.sizes["draw"], self.priors[name].kwargs["value"])
         raise KeyError(f"no parameter {name!r}; parameters: {', '.join(self.parameters)}")
@@ -151,11 +151,29 @@ class ScalingFit:
         pandas.DataFrame
             ``N, D, C`` and, for a new run (observation noise included), ``median, mean,
             lower, upper``; for the law's expected loss, the same with an ``expected_``
-            prefix. Noise draws are seeded from the fit's seed: repeated calls agree.
+            prefix. Both include the calibrated extrapolation discrepancy outside the
+            range of the runs (see :attr:`kappa`). Noise draws are seeded from the fit's
+            seed: repeated calls agree.
         """
         points = complete_inputs(self.law, self.k, N=N, D=D, C=C)
         rng = np.random.default_rng([self.seed, 1])
-        return predict_table(self.law, self._sampled(), self.reference, points, interval, rng)
+        return predict_table(
+            self.law, self._sampled(), self.reference, points, interval, rng, self.discrepancy_sd(points)
+        )
+
+    @property
+    def kappa(self) -> float:
+        """Growth rate of the extrapolation discrepancy (0 for an uncalibrated fit)."""
+        return float(self.tree.attrs.get("discrepancy_kappa", 0.0))
+
+    def discrepancy_sd(self, points: dict[str, np.ndarray]) -> np.ndarray | None:
+        """Standard deviation (log loss) of the extrapolation discrepancy at ``points``: kappa x distance."""
+        if self.kappa <= 0 or "data_ranges" not in self.tree.attrs:
+            return None
+        from bayescale.calibration import extrapolation_distance
+
+        ranges = {k: tuple(v) for k, v in json.loads(self.tree.attrs["data_ranges"]).items()}
+        return self.kappa * extrapolation_distance(points, ranges)
 
     # --- allocation --------------------------------------------------------------------
     @property
@@ -164,8 +182,10 @@ class ScalingFit:
         return 100.0 * float(self.runs.values("C").max())
 
     def _all_draws(self) -> dict[str, np.ndarray]:
-        names = dict.fromkeys((*self.posterior.data_vars, *self.priors))
-        return {n: self.draws(n) for n in names}
+        """Flat draws of every scalar parameter (sampled, physical, fixed)."""
+        post = self.posterior
+        scalar = [n for n in post.data_vars if post[n].dims == ("chain", "draw")]
+        return {n: self.draws(n) for n in dict.fromkeys((*scalar, *self.priors))}
 
     def allocation_draws(self, compute: float | None = None) -> dict[str, np.ndarray]:
         """Per-draw compute-optimal ``N_opt``, ``D_opt``, ``tokens_per_param``, ``loss_opt`` and exponents

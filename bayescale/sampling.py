@@ -134,6 +134,7 @@ def fit(
     target_accept: float = 0.95,
     strict: bool = False,
     progress: bool = False,
+    calibrate: bool = True,
 ) -> ScalingFit:
     """Fit a scaling law to training runs by NUTS.
 
@@ -160,6 +161,10 @@ def fit(
         Raise :class:`DiagnosticsError` instead of warning when diagnostics fail.
     progress : bool, default False
         Show the sampler's progress bar (on stderr).
+    calibrate : bool, default True
+        Estimate how fast extrapolation error grows from leave-future-out re-fits of the
+        runs (:mod:`bayescale.calibration`; two short extra fits) and widen predictions
+        outside the data accordingly. False keeps the plain posterior predictive.
 
     Returns
     -------
@@ -213,12 +218,42 @@ def fit(
         "target_accept": target_accept,
     }
     result = assemble(idata, law, runs, resolved, settings)
+    if calibrate:
+        _calibrate(result, runs, law, priors, resolved, seed)
     diag = result.diagnostics
     if not diag.ok:
         if strict:
             raise DiagnosticsError(f"diagnostics failed (--strict): {diag.message()}")
         warnings.warn(f"diagnostics failed: {diag.message()}", DiagnosticsWarning, stacklevel=2)
     return result
+
+
+def _calibrate(
+    result: ScalingFit,
+    runs: Runs,
+    law: Law,
+    user_priors: Mapping[str, PriorLike] | None,
+    resolved: Mapping[str, Any],
+    seed: int,
+) -> None:
+    """Leave-future-out estimate of the discrepancy growth rate, stored in the result's tree."""
+    from bayescale import calibration
+    from bayescale.model import n_free_params
+
+    log.info(
+        "calibrating extrapolation bands: leave-future-out re-fits at %s of the runs held out",
+        ", ".join(f"{f:.0%}" for f in calibration.DEFAULT_HOLDOUTS),
+    )
+    lfo = calibration.leave_future_out(runs, law.name, dict(user_priors or {}), n_free_params(resolved) + 2, seed=seed)
+    kappa = calibration.estimate_kappa(lfo["residual"], lfo["scale"], lfo["distance"]) if lfo["residual"].size else 0.0
+    result.tree["calibration"] = xr.Dataset({k: ("heldout", v) for k, v in lfo.items()})
+    result.tree.attrs["discrepancy_kappa"] = float(kappa)
+    result.tree.attrs["data_ranges"] = json.dumps(calibration.log_ranges(runs))
+    log.info(
+        "discrepancy growth rate kappa = %.4g (log loss per unit log-scale beyond the data; %d held-out runs)",
+        kappa,
+        lfo["residual"].size,
+    )
 
 
 def sample_prior_predictive(

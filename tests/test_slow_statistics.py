@@ -53,7 +53,9 @@ def test_parameter_recovery_over_synthetic_ladders():
             # A rare divergence in a short fit of a 30-run ladder is reported, not fatal here:
             # this test measures recovery; the convergence checks are asserted below.
             warnings.simplefilter("ignore", DiagnosticsWarning)
-            fit = bs.fit(bs.load_runs(runs[["N", "D", "loss"]]), law="chinchilla", draws=500, tune=700, seed=i)
+            fit = bs.fit(
+                bs.load_runs(runs[["N", "D", "loss"]]), law="chinchilla", draws=500, tune=700, seed=i, calibrate=False
+            )
         divergences.append(fit.diagnostics.divergences)
         rhats.append(fit.diagnostics.max_rhat)
         table = fit.summary(interval=0.9).set_index("parameter")

@@ -125,4 +125,7 @@ def log_E(E: Array, xp: Any) -> Array:
     """log E, or -inf when E is fixed at 0 (the pure power law)."""
     if isinstance(E, (int, float)):
         return np.log(E) if E > 0 else -np.inf
+    if xp is np:
+        with np.errstate(divide="ignore"):  # E = 0 draws: log 0 = -inf, which logaddexp handles exactly
+            return np.log(E)
     return xp.log(E)
