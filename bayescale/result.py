@@ -116,12 +116,14 @@ class ScalingFit:
             stat = {
                 s: float(diag[s].to_numpy()[i]) if i is not None else np.nan for s in ("r_hat", "ess_bulk", "ess_tail")
             }
+            with np.errstate(over="ignore", invalid="ignore"):  # X_c can reach 1e300 when gamma is tiny
+                mean, sd = x.mean(), x.std(ddof=1)
             rows.append(
                 {
                     "parameter": name,
-                    "mean": x.mean(),
+                    "mean": mean,
                     "median": med,
-                    "sd": x.std(ddof=1),
+                    "sd": sd,
                     "lower": lo,
                     "upper": hi,
                     **stat,
