@@ -28,6 +28,7 @@ _LAZY = {
     "fit": "bayescale.sampling",
     "sample_prior_predictive": "bayescale.sampling",
     "ScalingFit": "bayescale.result",
+    "backtest": "bayescale.backtest",
     "load": "bayescale.result",
     "BayescaleError": "bayescale.errors",
     "datasets": "bayescale.datasets",

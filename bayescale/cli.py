@@ -125,6 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=_interval, default=0.9, help="interval probability (default 0.9)")
     p.add_argument("--format", choices=FORMATS, default="table")
 
+    p = sub.add_parser("backtest", help="fit on smaller runs, predict the held-out larger ones, score the bands")
+    p.add_argument("runs", help="CSV or Parquet file, one row per run")
+    p.add_argument(
+        "--holdout",
+        default="top-compute:0.2",
+        help="top-compute:F, largest-N:K, a condition such as C>=1e21, or rolling (default top-compute:0.2)",
+    )
+    p.add_argument("--law", default=None, help="as for fit")
+    p.add_argument("--prior", action="append", default=[], metavar="NAME=DIST", help="as for fit")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    _add_columns(p)
+    _add_sampling(p)
+
     p = sub.add_parser("demo", help="fit the embedded demo ladder and predict a 70B model on 1.4T tokens")
     p.add_argument("--out-dir", default="bayescale-demo", help="folder for the demo's files (default ./bayescale-demo)")
     p.add_argument("--draws", type=_positive_int, default=1000)
@@ -230,6 +243,41 @@ def _cmd_optimal(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    import json
+
+    from bayescale.backtest import backtest
+    from bayescale.data import load_runs
+    from bayescale.priors import parse_assignment
+
+    priors = dict(parse_assignment(spec) for spec in args.prior)
+    runs = load_runs(args.runs, n_col=args.n_col, d_col=args.d_col, c_col=args.c_col, loss_col=args.loss_col, k=args.k)
+    result = backtest(
+        runs,
+        holdout=args.holdout,
+        law=args.law,
+        priors=priors,
+        draws=args.draws,
+        tune=args.tune,
+        chains=args.chains,
+        seed=args.seed,
+        sampler=args.sampler,
+        target_accept=args.target_accept,
+        calibrate=not args.no_calibrate,
+    )
+    hist = result.pit_histogram
+    if args.format == "json":
+        payload = {"metrics": json.loads(render(result.metrics, "json")), "pit_histogram": hist.tolist()}
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        sys.stdout.write(render(result.metrics, args.format))
+        if args.format == "table":
+            sys.stdout.write("PIT histogram (10 bins, flat when calibrated): " + " ".join(map(str, hist)) + "\n")
+        else:
+            log.info("PIT histogram (10 bins): %s", " ".join(map(str, hist)))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from bayescale.datasets import load_demo
     from bayescale.sampling import fit
@@ -260,6 +308,7 @@ COMMANDS = {
     "summary": _cmd_summary,
     "predict": _cmd_predict,
     "optimal": _cmd_optimal,
+    "backtest": _cmd_backtest,
     "demo": _cmd_demo,
 }
 

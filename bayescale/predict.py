@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -74,6 +74,33 @@ def _interval_columns(draws: np.ndarray, interval: float, prefix: str) -> dict[s
     return {f"{prefix}{k}": v for k, v in interval_stats(draws, interval).items()}
 
 
+def log_draws(
+    law: Law,
+    params: Mapping[str, np.ndarray],
+    ref: Mapping[str, float],
+    points: Mapping[str, np.ndarray],
+    rng: np.random.Generator,
+    discrepancy_sd: np.ndarray | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Posterior draws of the log loss at ``points``, chunk by chunk.
+
+    Yields
+    ------
+    (log_law, log_new) : arrays of shape (S, chunk)
+        The law's expected log loss (with the extrapolation discrepancy) and a new run's
+        log loss (observation noise added), for consecutive chunks of :data:`CHUNK` points.
+    """
+    p = {k: np.asarray(v, dtype=float)[:, None] if np.ndim(v) else v for k, v in params.items()}
+    n = len(points["N"])
+    for start in range(0, n, CHUNK):
+        sl = slice(start, start + CHUNK)
+        logx = {x: np.log(points[x][sl])[None, :] for x in law.inputs}
+        mu = law.log_loss(p, logx, ref, np)
+        if discrepancy_sd is not None and np.any(discrepancy_sd[sl] > 0):
+            mu = mu + discrepancy_sd[sl][None, :] * rng.standard_normal(mu.shape)
+        yield mu, mu + p["sigma"] * rng.standard_t(p["nu"], size=mu.shape)
+
+
 def predict_table(
     law: Law,
     params: Mapping[str, np.ndarray],
@@ -110,18 +137,10 @@ def predict_table(
     """
     if not 0 < interval < 1:
         raise PredictionError(f"interval must be between 0 and 1 (e.g. 0.9), got {interval}")
-    p = {k: np.asarray(v, dtype=float)[:, None] if np.ndim(v) else v for k, v in params.items()}
-    n = len(points["N"])
     columns: dict[str, list[np.ndarray]] = {}
-    for start in range(0, n, CHUNK):
-        sl = slice(start, start + CHUNK)
-        logx = {x: np.log(points[x][sl])[None, :] for x in law.inputs}
-        mu = law.log_loss(p, logx, ref, np)
-        if discrepancy_sd is not None and np.any(discrepancy_sd[sl] > 0):
-            mu = mu + discrepancy_sd[sl][None, :] * rng.standard_normal(mu.shape)
-        noise = p["sigma"] * rng.standard_t(p["nu"], size=mu.shape)
+    for log_law, log_new in log_draws(law, params, ref, points, rng, discrepancy_sd):
         with np.errstate(over="ignore"):  # far tails of heavy-tailed noise overflow to inf: quantiles are unaffected
-            draws_new, draws_law = np.exp(mu + noise), np.exp(mu)
+            draws_new, draws_law = np.exp(log_new), np.exp(log_law)
         for name, col in {
             **_interval_columns(draws_new, interval, ""),
             **_interval_columns(draws_law, interval, "expected_"),

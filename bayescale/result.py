@@ -20,7 +20,7 @@ from bayescale.diagnostics import Diagnostics, assess
 from bayescale.errors import FitFileError
 from bayescale.laws import Law, get_law
 from bayescale.model import NOISE_PARAMS
-from bayescale.predict import complete_inputs, predict_table
+from bayescale.predict import complete_inputs, log_draws, predict_table
 from bayescale.priors import Prior, priors_from_json
 
 SUMMARY_COLUMNS = ["parameter", "mean", "median", "sd", "lower", "upper", "r_hat", "ess_bulk", "ess_tail"]
@@ -162,6 +162,24 @@ class ScalingFit:
         return predict_table(
             self.law, self._sampled(), self.reference, points, interval, rng, self.discrepancy_sd(points)
         )
+
+    def pit(self, N: object = None, D: object = None, C: object = None, *, loss: object) -> np.ndarray:
+        """Probability integral transform of observed losses under the new-run predictive.
+
+        The share of predictive draws at or below each observed ``loss``: uniform on (0, 1)
+        for calibrated predictions, piled at 0 and 1 for bands that are too narrow.
+        """
+        points = complete_inputs(self.law, self.k, N=N, D=D, C=C)
+        log_obs = np.log(np.atleast_1d(np.asarray(loss, dtype=float)))
+        rng = np.random.default_rng([self.seed, 1])
+        parts, start = [], 0
+        for _, log_new in log_draws(
+            self.law, self._sampled(), self.reference, points, rng, self.discrepancy_sd(points)
+        ):
+            stop = start + log_new.shape[1]
+            parts.append((log_new <= log_obs[None, start:stop]).mean(axis=0))
+            start = stop
+        return np.concatenate(parts)
 
     @property
     def kappa(self) -> float:

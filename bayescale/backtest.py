@@ -1,0 +1,218 @@
+"""Backtests: fit on the runs that are not held out, predict the held-out ones, score the bands.
+
+Hold-out specifications (``holdout=``):
+
+- ``top-compute:F`` -- the top share F of runs by compute (budgets kept whole), e.g. ``top-compute:0.2``;
+- ``largest-N:K`` -- every run of the K largest model sizes;
+- a condition ``X>=V`` (or ``>``, ``<=``, ``<``) on N, D or C, e.g. ``C>=1e21``;
+- ``rolling`` -- ``top-compute`` at several cutoffs (0.1, 0.2, 0.3, 0.4), one fit each.
+
+Metrics per split and level (as in ``../shared/tools/eval_tasks.py``): coverage, median and
+max absolute relative error of the median, median relative width, and the interval score
+(Gneiting and Raftery 2007) relative to the truth, whose median is reported -- lower is
+better; it rewards narrow bands and punishes misses by 2/alpha times the miss.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayescale.calibration import holdout_top_compute, subset
+from bayescale.data import INPUTS, Runs, parse_number
+from bayescale.errors import BayescaleError
+
+log = logging.getLogger("bayescale")
+
+LEVELS: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
+ROLLING: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)
+PIT_BINS = 10
+_CONDITION = re.compile(r"^\s*([NDC])\s*(>=|<=|>|<)\s*(\S+)\s*$")
+
+
+class BacktestError(BayescaleError, ValueError):
+    """A hold-out specification that cannot be used on these runs."""
+
+
+def holdout_masks(runs: Runs, spec: str) -> list[tuple[str, np.ndarray]]:
+    """The (name, held-out mask) pairs a hold-out specification gives on ``runs``."""
+    spec = spec.strip()
+    if spec == "rolling":
+        return [(f"top-compute:{f:g}", holdout_top_compute(runs, f)) for f in ROLLING]
+    kind, sep, value = spec.partition(":")
+    if sep and kind == "top-compute":
+        try:
+            fraction = float(value)
+        except ValueError:
+            fraction = -1.0
+        if not 0 < fraction < 1:
+            raise BacktestError(f"top-compute needs a share between 0 and 1, e.g. top-compute:0.2; got {spec!r}")
+        return [(spec, holdout_top_compute(runs, fraction))]
+    if sep and kind == "largest-N":
+        if not runs.has("N"):
+            raise BacktestError("largest-N needs runs with N")
+        if not value.isdigit() or int(value) < 1:
+            raise BacktestError(f"largest-N needs a whole number of sizes, e.g. largest-N:1; got {spec!r}")
+        sizes = np.unique(runs.values("N"))
+        cutoff = sizes[-min(int(value), len(sizes))]
+        return [(spec, runs.values("N") >= cutoff)]
+    m = _CONDITION.match(spec)
+    if m:
+        column, op, text = m.groups()
+        if not runs.has(column):
+            raise BacktestError(f"the runs have no {column} for the hold-out condition {spec!r}")
+        try:
+            threshold = parse_number(text)
+        except ValueError:
+            raise BacktestError(f"not a number in hold-out condition {spec!r}") from None
+        x = runs.values(column)
+        mask = {">=": x >= threshold, ">": x > threshold, "<=": x <= threshold, "<": x < threshold}[op]
+        return [(spec, mask)]
+    raise BacktestError(
+        f"unknown hold-out {spec!r}; use top-compute:0.2, largest-N:1, a condition like C>=1e21, or rolling"
+    )
+
+
+def interval_metrics(
+    truth: np.ndarray, median: np.ndarray, lower: np.ndarray, upper: np.ndarray, level: float
+) -> dict[str, float]:
+    """Coverage, point error, width and interval score of central ``level`` intervals.
+
+    Returns
+    -------
+    dict
+        ``coverage`` (share of truths inside), ``median_are`` and ``max_are`` (absolute
+        relative error of the median), ``median_width`` (median of (upper - lower) /
+        median) and ``interval_score`` (median over runs of the interval score / truth).
+    """
+    truth, median, lower, upper = (np.asarray(a, dtype=float) for a in (truth, median, lower, upper))
+    alpha = 1.0 - level
+    are = np.abs(median - truth) / truth
+    score = (upper - lower) + 2 / alpha * np.clip(lower - truth, 0, None) + 2 / alpha * np.clip(truth - upper, 0, None)
+    return {
+        "coverage": float(np.mean((truth >= lower) & (truth <= upper))),
+        "median_are": float(np.median(are)),
+        "max_are": float(np.max(are)),
+        "median_width": float(np.median((upper - lower) / median)),
+        "interval_score": float(np.median(score / truth)),
+    }
+
+
+def pit_histogram(pit: np.ndarray, bins: int = PIT_BINS) -> np.ndarray:
+    """Counts of PIT values in ``bins`` equal bins of [0, 1]."""
+    return np.histogram(np.clip(pit, 0, 1), bins=bins, range=(0.0, 1.0))[0]
+
+
+@dataclass
+class BacktestResult:
+    """What a backtest measured.
+
+    Attributes
+    ----------
+    metrics : pandas.DataFrame
+        One row per split and level (and ``all`` pooled over splits when there are several):
+        ``split, level, n, coverage, median_are, max_are, median_width, interval_score``.
+    predictions : pandas.DataFrame
+        One row per held-out run and split: ``split, N, D, C, loss, median, pit`` and
+        ``lower_<level>``, ``upper_<level>``.
+    """
+
+    metrics: pd.DataFrame
+    predictions: pd.DataFrame
+
+    @property
+    def pit_histogram(self) -> np.ndarray:
+        """PIT counts in ten bins over all held-out runs (flat when calibrated)."""
+        return pit_histogram(self.predictions["pit"].to_numpy())
+
+
+def backtest(
+    runs: Runs | pd.DataFrame | str,
+    holdout: str = "top-compute:0.2",
+    law: str | None = None,
+    priors: Mapping[str, Any] | None = None,
+    levels: Sequence[float] = LEVELS,
+    **fit_kwargs: Any,
+) -> BacktestResult:
+    """Fit on the runs not held out, predict the held-out ones, and score the bands.
+
+    Parameters
+    ----------
+    runs : Runs, DataFrame or path
+        All runs.
+    holdout : str
+        Which runs to hold out (see the module docstring); ``rolling`` repeats at several cutoffs.
+    law, priors
+        As for :func:`bayescale.fit`.
+    levels : sequence of float
+        Central interval probabilities to score.
+    **fit_kwargs
+        Passed to :func:`bayescale.fit` (draws, tune, chains, seed, calibrate...).
+
+    Returns
+    -------
+    BacktestResult
+    """
+    from bayescale.laws import default_law, get_law
+    from bayescale.model import n_free_params, resolve_priors
+    from bayescale.sampling import _as_runs, fit
+
+    runs = _as_runs(runs)
+    law_obj = default_law(runs) if law is None else get_law(law)
+    min_runs = n_free_params(resolve_priors(law_obj, runs, priors)) + 1
+    splits = holdout_masks(runs, holdout)
+    metric_rows, prediction_parts = [], []
+    for i, (name, held) in enumerate(splits, start=1):
+        if held.sum() == 0:
+            raise BacktestError(f"hold-out {name!r} holds out no run")
+        if (~held).sum() < min_runs:
+            raise BacktestError(
+                f"hold-out {name!r} leaves {(~held).sum()} runs to fit; law {law_obj.name} needs at least {min_runs}"
+            )
+        train, test = subset(runs, ~held), subset(runs, held)
+        log.info(
+            "backtest split %d/%d (%s): fitting on %d runs, predicting %d", i, len(splits), name, len(train), len(test)
+        )
+        result = fit(train, law=law_obj.name, priors=priors, **fit_kwargs)
+        inputs = {x: test.values(x) for x in INPUTS if test.has(x)}
+        part = pd.DataFrame({"split": name, **{x: test.values(x) for x in test.inputs}, "loss": test.loss})
+        for level in levels:
+            pred = result.predict(**inputs, interval=level)
+            part["median"] = pred["median"].to_numpy()
+            part[f"lower_{level:g}"] = pred["lower"].to_numpy()
+            part[f"upper_{level:g}"] = pred["upper"].to_numpy()
+            metric_rows.append(
+                {
+                    "split": name,
+                    "level": level,
+                    "n": len(test),
+                    **interval_metrics(
+                        test.loss, part["median"], part[f"lower_{level:g}"], part[f"upper_{level:g}"], level
+                    ),
+                }
+            )
+        part["pit"] = result.pit(**inputs, loss=test.loss)
+        prediction_parts.append(part)
+    predictions = pd.concat(prediction_parts, ignore_index=True)
+    metrics = pd.DataFrame(metric_rows)
+    if len(splits) > 1:
+        for level in levels:
+            metrics.loc[len(metrics)] = {
+                "split": "all",
+                "level": level,
+                "n": len(predictions),
+                **interval_metrics(
+                    predictions["loss"],
+                    predictions["median"],
+                    predictions[f"lower_{level:g}"],
+                    predictions[f"upper_{level:g}"],
+                    level,
+                ),
+            }
+    return BacktestResult(metrics=metrics, predictions=predictions)
