@@ -168,6 +168,19 @@ def _load_points(path: str):
     return cols
 
 
+def _sampling_options(args: argparse.Namespace) -> dict[str, object]:
+    """Keyword arguments of :func:`bayescale.fit` from the sampling option group."""
+    return {
+        "draws": args.draws,
+        "tune": args.tune,
+        "chains": args.chains,
+        "seed": args.seed,
+        "sampler": args.sampler,
+        "target_accept": args.target_accept,
+        "calibrate": not args.no_calibrate,
+    }
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
     from bayescale.data import load_runs
     from bayescale.priors import parse_assignment
@@ -182,15 +195,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         runs,
         law=args.law,
         priors=priors,
-        calibrate=not args.no_calibrate,
-        draws=args.draws,
-        tune=args.tune,
-        chains=args.chains,
-        seed=args.seed,
-        sampler=args.sampler,
-        target_accept=args.target_accept,
         strict=args.strict,
         progress=not args.quiet and sys.stderr.isatty(),
+        **_sampling_options(args),
     )
     result.save(out)
     d = result.diagnostics
@@ -252,19 +259,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
 
     priors = dict(parse_assignment(spec) for spec in args.prior)
     runs = load_runs(args.runs, n_col=args.n_col, d_col=args.d_col, c_col=args.c_col, loss_col=args.loss_col, k=args.k)
-    result = backtest(
-        runs,
-        holdout=args.holdout,
-        law=args.law,
-        priors=priors,
-        draws=args.draws,
-        tune=args.tune,
-        chains=args.chains,
-        seed=args.seed,
-        sampler=args.sampler,
-        target_accept=args.target_accept,
-        calibrate=not args.no_calibrate,
-    )
+    result = backtest(runs, holdout=args.holdout, law=args.law, priors=priors, **_sampling_options(args))
     hist = result.pit_histogram
     if args.format == "json":
         payload = {"metrics": json.loads(render(result.metrics, "json")), "pit_histogram": hist.tolist()}
