@@ -202,12 +202,13 @@ def inference_aware(
     inference_tokens: float,
     target_loss: float | None = None,
     inference_flops: float = 2.0,
+    optimum: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Inference-aware allocation (Sardana and Frankle 2024), per draw.
 
     Minimises lifetime FLOPs ``k N D + inference_flops * N * inference_tokens`` subject to
     reaching ``target_loss`` -- by default, per draw, the loss of the compute-optimal model
-    at ``compute``.
+    at ``compute``. ``optimum`` is that model from :func:`isoflop_optimum`, if already computed.
 
     Returns
     -------
@@ -220,7 +221,7 @@ def inference_aware(
     check_law(law)
     if not (np.isfinite(inference_tokens) and inference_tokens >= 0):
         raise AllocationError(f"inference tokens must be zero or positive, got {inference_tokens:g}")
-    opt = isoflop_optimum(law, draws, ref, k, compute)
+    opt = isoflop_optimum(law, draws, ref, k, compute) if optimum is None else optimum
     target = opt["loss_opt"] if target_loss is None else np.full_like(opt["loss_opt"], float(target_loss))
     size = len(target)
 
@@ -308,7 +309,7 @@ def optimal_table(
         for q in QUANTITIES:
             row.update(_stats_columns(q, opt[q], interval))
         if inference_tokens is not None:
-            ia = inference_aware(law, draws, ref, k, C, inference_tokens, target_loss, inference_flops)
+            ia = inference_aware(law, draws, ref, k, C, inference_tokens, target_loss, inference_flops, optimum=opt)
             row["inference_tokens"] = float(inference_tokens)
             for q in ("N", "D", "tokens_per_param", "total_flops", "saving"):
                 row.update(_stats_columns(f"inf_aware_{q}", ia[q], interval))

@@ -147,11 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_points(path: str):
-    from bayescale.data import (
-        _read_table,
-        _to_numbers,
-        load_runs,  # noqa: F401  (same parsing rules for numbers)
-    )
+    from bayescale.data import _read_table, _to_numbers
     from bayescale.errors import PredictionError
 
     df = _read_table(Path(path))

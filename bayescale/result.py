@@ -22,6 +22,7 @@ from bayescale.laws import Law, get_law
 from bayescale.model import NOISE_PARAMS
 from bayescale.predict import complete_inputs, log_draws, predict_table
 from bayescale.priors import Prior, priors_from_json
+from bayescale.stats import check_interval, interval_stats
 
 SUMMARY_COLUMNS = ["parameter", "mean", "median", "sd", "lower", "upper", "r_hat", "ess_bulk", "ess_tail"]
 
@@ -69,7 +70,7 @@ class ScalingFit:
         """Flat posterior draws of parameter ``name`` (a fixed parameter gives a constant array)."""
         post = self.posterior
         if name in post:
-            return post[name].to_numpy().reshape(post.sizes["chain"] * post.sizes["draw"], *post[name].shape[2:])
+            return post[name].to_numpy().reshape(-1)
         if name in self.priors and self.priors[name].is_fixed:
             return np.full(post.sizes["chain"] * post.sizes["draw"], self.priors[name].kwargs["value"])
         raise KeyError(f"no parameter {name!r}; parameters: {', '.join(self.parameters)}")
@@ -104,28 +105,27 @@ class ScalingFit:
         pandas.DataFrame
             Columns ``parameter, mean, median, sd, lower, upper, r_hat, ess_bulk, ess_tail``.
         """
-        if not 0 < interval < 1:
-            raise ValueError(f"interval must be between 0 and 1, got {interval}")
+        check_interval(interval)
         diag = self.tree["diagnostics"].to_dataset()
         diag_names = [str(p) for p in diag["parameter"].to_numpy()]
         rows = []
         for name in self.parameters:
             x = self.draws(name)
-            lo, med, hi = np.quantile(x, [(1 - interval) / 2, 0.5, (1 + interval) / 2])
+            stats = interval_stats(x, interval)
             i = diag_names.index(name) if name in diag_names else None
             stat = {
                 s: float(diag[s].to_numpy()[i]) if i is not None else np.nan for s in ("r_hat", "ess_bulk", "ess_tail")
             }
             with np.errstate(over="ignore", invalid="ignore"):  # X_c can reach 1e300 when gamma is tiny
-                mean, sd = x.mean(), x.std(ddof=1)
+                sd = x.std(ddof=1)
             rows.append(
                 {
                     "parameter": name,
-                    "mean": mean,
-                    "median": med,
+                    "mean": stats["mean"],
+                    "median": stats["median"],
                     "sd": sd,
-                    "lower": lo,
-                    "upper": hi,
+                    "lower": stats["lower"],
+                    "upper": stats["upper"],
                     **stat,
                 }
             )
@@ -157,11 +157,14 @@ class ScalingFit:
             range of the runs (see :attr:`kappa`). Noise draws are seeded from the fit's
             seed: repeated calls agree.
         """
-        points = complete_inputs(self.law, self.k, N=N, D=D, C=C)
-        rng = np.random.default_rng([self.seed, 1])
+        points, rng = self._points_and_rng(N, D, C)
         return predict_table(
             self.law, self._sampled(), self.reference, points, interval, rng, self.discrepancy_sd(points)
         )
+
+    def _points_and_rng(self, N: object, D: object, C: object) -> tuple[dict[str, np.ndarray], np.random.Generator]:
+        """Validated points and the noise generator seeded from the fit: predict and pit draw alike."""
+        return complete_inputs(self.law, self.k, N=N, D=D, C=C), np.random.default_rng([self.seed, 1])
 
     def pit(self, N: object = None, D: object = None, C: object = None, *, loss: object) -> np.ndarray:
         """Probability integral transform of observed losses under the new-run predictive.
@@ -169,9 +172,8 @@ class ScalingFit:
         The share of predictive draws at or below each observed ``loss``: uniform on (0, 1)
         for calibrated predictions, piled at 0 and 1 for bands that are too narrow.
         """
-        points = complete_inputs(self.law, self.k, N=N, D=D, C=C)
+        points, rng = self._points_and_rng(N, D, C)
         log_obs = np.log(np.atleast_1d(np.asarray(loss, dtype=float)))
-        rng = np.random.default_rng([self.seed, 1])
         parts, start = [], 0
         for _, log_new in log_draws(
             self.law, self._sampled(), self.reference, points, rng, self.discrepancy_sd(points)
@@ -202,10 +204,8 @@ class ScalingFit:
         return 100.0 * float(self.runs.values("C").max())
 
     def _all_draws(self) -> dict[str, np.ndarray]:
-        """Flat draws of every scalar parameter (sampled, physical, fixed)."""
-        post = self.posterior
-        scalar = [n for n in post.data_vars if post[n].dims == ("chain", "draw")]
-        return {n: self.draws(n) for n in dict.fromkeys((*scalar, *self.priors))}
+        """Flat draws of every parameter (sampled, physical, fixed)."""
+        return {n: self.draws(n) for n in dict.fromkeys((*self.posterior.data_vars, *self.priors))}
 
     def allocation_draws(self, compute: float | None = None) -> dict[str, np.ndarray]:
         """Per-draw compute-optimal ``N_opt``, ``D_opt``, ``tokens_per_param``, ``loss_opt`` and exponents
@@ -258,7 +258,6 @@ class ScalingFit:
             inf_aware_tokens_per_param, inf_aware_total_flops, inf_aware_saving``.
         """
         from bayescale import allocation as al
-        from bayescale.stats import check_interval
 
         if N is not None or loss is not None:
             if N is None or loss is None:
@@ -287,7 +286,6 @@ class ScalingFit:
             the training FLOPs ``C`` (infinite where unreachable).
         """
         from bayescale import allocation as al
-        from bayescale.stats import check_interval, interval_stats
 
         check_interval(interval)
         Ns = al.check_budgets(N, "N")
@@ -312,7 +310,6 @@ class ScalingFit:
             et al.'s (``factor**0.73``, ``factor**0.27``) and Chinchilla's (``factor**0.5``) answers.
         """
         from bayescale import allocation as al
-        from bayescale.stats import check_interval, interval_stats
 
         check_interval(interval)
         factor = float(al.check_budgets(factor, "factor")[0])

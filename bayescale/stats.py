@@ -14,7 +14,7 @@ def interval_stats(draws: np.ndarray, interval: float, axis: int = 0) -> dict[st
     q = [(1 - interval) / 2, 0.5, (1 + interval) / 2]
     method = "linear" if np.isfinite(draws).all() else "inverted_cdf"
     lo, med, hi = np.quantile(draws, q, axis=axis, method=method)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # astronomically large draws give an infinite mean
         mean = draws.mean(axis=axis)
     return {"median": med, "mean": mean, "lower": lo, "upper": hi}
 
