@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayescale.calibration import holdout_top_compute, subset
 from bayescale.data import INPUTS, Runs, parse_number
 from bayescale.errors import BayescaleError
 
@@ -38,6 +37,17 @@ _CONDITION = re.compile(r"^\s*([NDC])\s*(>=|<=|>|<)\s*(\S+)\s*$")
 
 class BacktestError(BayescaleError, ValueError):
     """A hold-out specification that cannot be used on these runs."""
+
+
+def holdout_top_compute(runs: Runs, fraction: float) -> np.ndarray:
+    """Boolean mask of the runs in the top ``fraction`` by compute (at least one run).
+
+    Runs tied at the cutoff budget are held out together, so a budget is never split.
+    """
+    C = runs.values("C") if runs.has("C") else np.exp(sum(runs.log(x) for x in runs.inputs))
+    n_out = max(1, round(fraction * len(C)))
+    cutoff = np.sort(C)[::-1][n_out - 1]
+    return C >= cutoff
 
 
 def holdout_masks(runs: Runs, spec: str) -> list[tuple[str, np.ndarray]]:
@@ -153,7 +163,7 @@ def backtest(
     levels : sequence of float
         Central interval probabilities to score.
     **fit_kwargs
-        Passed to :func:`bayescale.fit` (draws, tune, chains, seed, calibrate...).
+        Passed to :func:`bayescale.fit` (draws, tune, chains, seed, discrepancy...).
 
     Returns
     -------
@@ -175,7 +185,7 @@ def backtest(
             raise BacktestError(
                 f"hold-out {name!r} leaves {(~held).sum()} runs to fit; law {law_obj.name} needs at least {min_runs}"
             )
-        train, test = subset(runs, ~held), subset(runs, held)
+        train, test = runs.subset(~held), runs.subset(held)
         log.info(
             "backtest split %d/%d (%s): fitting on %d runs, predicting %d", i, len(splits), name, len(train), len(test)
         )

@@ -73,9 +73,9 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie", help="NUTS implementation")
     g.add_argument("--strict", action="store_true", help="fail (exit 3) when diagnostics fail instead of warning")
     g.add_argument(
-        "--no-calibrate",
+        "--no-discrepancy",
         action="store_true",
-        help="skip the leave-future-out calibration of extrapolation bands (faster, narrower, less honest)",
+        help="skip the model-discrepancy stage (faster; bands from the law alone, over-confident when extrapolating)",
     )
 
 
@@ -173,7 +173,7 @@ def _sampling_options(args: argparse.Namespace) -> dict[str, object]:
         "seed": args.seed,
         "sampler": args.sampler,
         "target_accept": args.target_accept,
-        "calibrate": not args.no_calibrate,
+        "discrepancy": not args.no_discrepancy,
     }
 
 

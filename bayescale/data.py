@@ -109,6 +109,10 @@ class Runs:
         """Natural log of the column ``name``."""
         return np.log(self.values(name))
 
+    def subset(self, keep: np.ndarray) -> Runs:
+        """The runs where the boolean mask ``keep`` is true (same k, source and columns)."""
+        return Runs(table=self.table[keep].reset_index(drop=True), k=self.k, source=self.source, columns=self.columns)
+
     @property
     def loss(self) -> np.ndarray:
         """Final loss of each run (nats/token)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,9 @@ import pandas as pd
 from bayescale.errors import PredictionError
 from bayescale.laws import Law
 from bayescale.stats import interval_stats
+
+if TYPE_CHECKING:
+    from bayescale.discrepancy import Fitted
 
 #: Points per chunk: bounds memory at draws x chunk floats per array.
 CHUNK = 2000
@@ -80,25 +84,29 @@ def log_draws(
     ref: Mapping[str, float],
     points: Mapping[str, np.ndarray],
     rng: np.random.Generator,
-    discrepancy_sd: np.ndarray | None = None,
+    discrepancy: Fitted | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Posterior draws of the log loss at ``points``, chunk by chunk.
+
+    With a fitted ``discrepancy`` (:mod:`bayescale.discrepancy`), its draws are added to the
+    law's and the new-run noise is the discrepancy stage's; without, the law's noise.
 
     Yields
     ------
     (log_law, log_new) : arrays of shape (S, chunk)
-        The law's expected log loss (with the extrapolation discrepancy) and a new run's
-        log loss (observation noise added), for consecutive chunks of :data:`CHUNK` points.
+        The expected log loss (law plus discrepancy) and a new run's log loss (observation
+        noise added), for consecutive chunks of :data:`CHUNK` points.
     """
     p = {k: np.asarray(v, dtype=float)[:, None] if np.ndim(v) else v for k, v in params.items()}
+    noise = p if discrepancy is None else {k: np.asarray(v, dtype=float)[:, None] for k, v in discrepancy.noise.items()}
     n = len(points["N"])
     for start in range(0, n, CHUNK):
         sl = slice(start, start + CHUNK)
         logx = {x: np.log(points[x][sl])[None, :] for x in law.inputs}
         mu = law.log_loss(p, logx, ref, np)
-        if discrepancy_sd is not None and np.any(discrepancy_sd[sl] > 0):
-            mu = mu + discrepancy_sd[sl][None, :] * rng.standard_normal(mu.shape)
-        yield mu, mu + p["sigma"] * rng.standard_t(p["nu"], size=mu.shape)
+        if discrepancy is not None:
+            mu = mu + discrepancy.delta({x: points[x][sl] for x in points}, rng)
+        yield mu, mu + noise["sigma"] * rng.standard_t(noise["nu"], size=mu.shape)
 
 
 def predict_table(
@@ -108,7 +116,7 @@ def predict_table(
     points: Mapping[str, np.ndarray],
     interval: float,
     rng: np.random.Generator,
-    discrepancy_sd: np.ndarray | None = None,
+    discrepancy: Fitted | None = None,
 ) -> pd.DataFrame:
     """Predicted loss of new runs at ``points``.
 
@@ -125,20 +133,20 @@ def predict_table(
         Central probability of the equal-tailed interval.
     rng : numpy.random.Generator
         Source of the observation-noise draws.
-    discrepancy_sd : array, optional
-        Per-point standard deviation (log loss) of the law's extrapolation discrepancy
-        (:mod:`bayescale.calibration`), added to both the new-run and the expected loss.
+    discrepancy : bayescale.discrepancy.Fitted, optional
+        The fitted model discrepancy, added to both the new-run and the expected loss.
 
     Returns
     -------
     pandas.DataFrame
         ``N, D, C, median, mean, lower, upper`` for a new run (observation noise included)
-        and ``expected_median, expected_mean, expected_lower, expected_upper`` for the law.
+        and ``expected_median, expected_mean, expected_lower, expected_upper`` for the
+        expected loss (law plus discrepancy).
     """
     if not 0 < interval < 1:
         raise PredictionError(f"interval must be between 0 and 1 (e.g. 0.9), got {interval}")
     columns: dict[str, list[np.ndarray]] = {}
-    for log_law, log_new in log_draws(law, params, ref, points, rng, discrepancy_sd):
+    for log_law, log_new in log_draws(law, params, ref, points, rng, discrepancy):
         with np.errstate(over="ignore"):  # far tails of heavy-tailed noise overflow to inf: quantiles are unaffected
             draws_new, draws_law = np.exp(log_new), np.exp(log_law)
         for name, col in {

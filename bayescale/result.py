@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,9 @@ from bayescale.model import NOISE_PARAMS
 from bayescale.predict import complete_inputs, log_draws, predict_table
 from bayescale.priors import Prior, priors_from_json
 from bayescale.stats import check_interval, interval_stats
+
+if TYPE_CHECKING:
+    from bayescale.discrepancy import Fitted
 
 SUMMARY_COLUMNS = ["parameter", "mean", "median", "sd", "lower", "upper", "r_hat", "ess_bulk", "ess_tail"]
 
@@ -153,14 +157,13 @@ class ScalingFit:
         pandas.DataFrame
             ``N, D, C`` and, for a new run (observation noise included), ``median, mean,
             lower, upper``; for the law's expected loss, the same with an ``expected_``
-            prefix. Both include the calibrated extrapolation discrepancy outside the
-            range of the runs (see :attr:`kappa`). Noise draws are seeded from the fit's
-            seed: repeated calls agree.
+            prefix. Both include the fitted model discrepancy (see :attr:`discrepancy`),
+            which carries the law's local misfit into the prediction and widens bands
+            away from the runs. Noise draws are seeded from the fit's seed: repeated
+            calls agree.
         """
         points, rng = self._points_and_rng(N, D, C)
-        return predict_table(
-            self.law, self._sampled(), self.reference, points, interval, rng, self.discrepancy_sd(points)
-        )
+        return predict_table(self.law, self._sampled(), self.reference, points, interval, rng, self.discrepancy)
 
     def _points_and_rng(self, N: object, D: object, C: object) -> tuple[dict[str, np.ndarray], np.random.Generator]:
         """Validated points and the noise generator seeded from the fit: predict and pit draw alike."""
@@ -175,27 +178,27 @@ class ScalingFit:
         points, rng = self._points_and_rng(N, D, C)
         log_obs = np.log(np.atleast_1d(np.asarray(loss, dtype=float)))
         parts, start = [], 0
-        for _, log_new in log_draws(
-            self.law, self._sampled(), self.reference, points, rng, self.discrepancy_sd(points)
-        ):
+        for _, log_new in log_draws(self.law, self._sampled(), self.reference, points, rng, self.discrepancy):
             stop = start + log_new.shape[1]
             parts.append((log_new <= log_obs[None, start:stop]).mean(axis=0))
             start = stop
         return np.concatenate(parts)
 
-    @property
-    def kappa(self) -> float:
-        """Growth rate of the extrapolation discrepancy (0 for an uncalibrated fit)."""
-        return float(self.tree.attrs.get("discrepancy_kappa", 0.0))
-
-    def discrepancy_sd(self, points: dict[str, np.ndarray]) -> np.ndarray | None:
-        """Standard deviation (log loss) of the extrapolation discrepancy at ``points``: kappa x distance."""
-        if self.kappa <= 0 or "data_ranges" not in self.tree.attrs:
+    @cached_property
+    def discrepancy(self) -> Fitted | None:
+        """The fitted model discrepancy (:mod:`bayescale.discrepancy`), or None for a law-only fit."""
+        if "discrepancy" not in self.tree.children or "discrepancy_domain" not in self.tree.attrs:
             return None
-        from bayescale.calibration import extrapolation_distance
+        from bayescale.discrepancy import Domain, Fitted
 
-        ranges = {k: tuple(v) for k, v in json.loads(self.tree.attrs["data_ranges"]).items()}
-        return self.kappa * extrapolation_distance(points, ranges)
+        ds = self.tree["discrepancy"].to_dataset()
+        n = ds.sizes["chain"] * ds.sizes["draw"]
+        params = {k: ds[k].to_numpy().reshape(n, *ds[k].shape[2:]) for k in ds.data_vars}
+        if n != len(self.draws("sigma")):
+            raise FitFileError(
+                f"the discrepancy has {n} draws but the law {len(self.draws('sigma'))}; re-run bayescale fit"
+            )
+        return Fitted(Domain.from_json(self.tree.attrs["discrepancy_domain"]), params)
 
     # --- allocation --------------------------------------------------------------------
     @property

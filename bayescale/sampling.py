@@ -134,7 +134,7 @@ def fit(
     target_accept: float = 0.95,
     strict: bool = False,
     progress: bool = False,
-    calibrate: bool = True,
+    discrepancy: bool = True,
 ) -> ScalingFit:
     """Fit a scaling law to training runs by NUTS.
 
@@ -161,10 +161,11 @@ def fit(
         Raise :class:`DiagnosticsError` instead of warning when diagnostics fail.
     progress : bool, default False
         Show the sampler's progress bar (on stderr).
-    calibrate : bool, default True
-        Estimate how fast extrapolation error grows from leave-future-out re-fits of the
-        runs (:mod:`bayescale.calibration`; two short extra fits) and widen predictions
-        outside the data accordingly. False keeps the plain posterior predictive.
+    discrepancy : bool, default True
+        Fit the model discrepancy (:mod:`bayescale.discrepancy`): a Gaussian process on the
+        law's residuals, fitted in a second stage, that carries the law's structured misfit
+        into predictions and widens bands where there are no runs. False keeps the law's
+        plain posterior predictive (narrower, and over-confident when extrapolating).
 
     Returns
     -------
@@ -192,13 +193,50 @@ def fit(
         sampler,
         seed,
     )
+    idata = _sample(model, sampler, draws, tune, chains, seed, target_accept, progress, low_rank=True)
+    with model:
+        pm.compute_log_likelihood(idata, model=model, progressbar=False)
+    settings = {
+        "seed": seed,
+        "sampler": sampler,
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "target_accept": target_accept,
+        "progress": progress,
+    }
+    result = assemble(idata, law, runs, resolved, settings)
+    if discrepancy:
+        _fit_discrepancy(result, runs, law, settings)
+    diag = result.diagnostics
+    if not diag.ok:
+        if strict:
+            raise DiagnosticsError(f"diagnostics failed (--strict): {diag.message()}")
+        warnings.warn(f"diagnostics failed: {diag.message()}", DiagnosticsWarning, stacklevel=2)
+    return result
+
+
+def _sample(
+    model: Any,
+    sampler: str,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    target_accept: float,
+    progress: bool,
+    low_rank: bool,
+) -> xr.DataTree:
+    """Run NUTS on ``model`` with the package's sampler settings."""
+    import pymc as pm
+
     nuts: dict[str, Any] = {"target_accept": float(target_accept)}
-    if sampler == "nutpie":
+    if sampler == "nutpie" and low_rank:
         # A low-rank mass matrix absorbs the E-exponent-amplitude correlation that
         # centring cannot remove: 3-4x the ESS per second of the diagonal adaptation.
         nuts["adaptation"] = "low_rank"
     with model:
-        idata = pm.sample(
+        return pm.sample(
             draws=int(draws),
             tune=int(tune),
             chains=int(chains),
@@ -208,51 +246,50 @@ def fit(
             progressbar=progress,
             cores=min(int(chains), 2) if sampler == "pymc" else None,
         )
-        pm.compute_log_likelihood(idata, model=model, progressbar=False)
-    settings = {
-        "seed": seed,
-        "sampler": sampler,
-        "draws": draws,
-        "tune": tune,
-        "chains": chains,
-        "target_accept": target_accept,
-    }
-    result = assemble(idata, law, runs, resolved, settings)
-    if calibrate:
-        _calibrate(result, runs, law, priors, resolved, seed)
-    diag = result.diagnostics
-    if not diag.ok:
-        if strict:
-            raise DiagnosticsError(f"diagnostics failed (--strict): {diag.message()}")
-        warnings.warn(f"diagnostics failed: {diag.message()}", DiagnosticsWarning, stacklevel=2)
-    return result
 
 
-def _calibrate(
-    result: ScalingFit,
-    runs: Runs,
-    law: Law,
-    user_priors: Mapping[str, PriorLike] | None,
-    resolved: Mapping[str, Any],
-    seed: int,
-) -> None:
-    """Leave-future-out estimate of the discrepancy growth rate, stored in the result's tree."""
-    from bayescale import calibration
-    from bayescale.model import n_free_params
+def _fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping[str, Any]) -> None:
+    """Second stage: fit the model discrepancy to the law's residuals; store it in the result's tree.
 
-    log.info(
-        "calibrating extrapolation bands: leave-future-out re-fits at %s of the runs held out",
-        ", ".join(f"{f:.0%}" for f in calibration.DEFAULT_HOLDOUTS),
+    The residuals are taken against the law's posterior median at each run; the law is not
+    updated (a cut posterior, see :mod:`bayescale.discrepancy`).
+    """
+    from bayescale import discrepancy
+
+    params = {k: np.asarray(v)[:, None] for k, v in result._sampled().items()}
+    log_law = law.log_loss(params, {x: runs.log(x)[None, :] for x in law.inputs}, result.reference, np)
+    residuals = np.log(runs.loss) - np.median(log_law, axis=0)
+    domain = discrepancy.Domain.of_runs(runs, law.inputs)
+    model = discrepancy.build_model(
+        residuals, domain.log_inputs(runs.table), domain, discrepancy.default_priors(domain)
     )
-    lfo = calibration.leave_future_out(runs, law.name, dict(user_priors or {}), n_free_params(resolved) + 2, seed=seed)
-    kappa = calibration.estimate_kappa(lfo["residual"], lfo["scale"], lfo["distance"]) if lfo["residual"].size else 0.0
-    result.tree["calibration"] = xr.Dataset({k: ("heldout", v) for k, v in lfo.items()})
-    result.tree.attrs["discrepancy_kappa"] = float(kappa)
-    result.tree.attrs["data_ranges"] = json.dumps(calibration.log_ranges(runs))
+    log.info("fitting the model discrepancy (GP on the law's residuals over log %s)", ", log ".join(law.inputs))
+    idata = _sample(
+        model,
+        settings["sampler"],
+        settings["draws"],
+        settings["tune"],
+        settings["chains"],
+        settings["seed"] + 1,
+        settings["target_accept"],
+        settings["progress"],
+        low_rank=False,
+    )
+    post = idata["posterior"].to_dataset()
+    post = post.rename({d: "basis" for d in post.dims if d.startswith("z_dim")})
+    result.tree["discrepancy"] = post[list(discrepancy.PARAMS)]
+    result.tree.attrs["discrepancy_domain"] = domain.to_json()
+    # the second stage's convergence joins the fit's diagnostics (as delta_eta, delta_sigma, delta_nu)
+    table = compute_table(post, ["eta", "sigma", "nu"])
+    table = table.assign_coords(parameter=np.array([f"delta_{p}" for p in ("eta", "sigma", "nu")], dtype=object))
+    result.tree["diagnostics"] = xr.concat([result.tree["diagnostics"].to_dataset(), table], dim="parameter")
+    stats = idata["sample_stats"].to_dataset() if "sample_stats" in idata.children else None
+    if stats is not None and "diverging" in stats:
+        result.tree.attrs["divergences"] = int(result.tree.attrs["divergences"]) + int(stats["diverging"].sum())
     log.info(
-        "discrepancy growth rate kappa = %.4g (log loss per unit log-scale beyond the data; %d held-out runs)",
-        kappa,
-        lfo["residual"].size,
+        "discrepancy amplitude eta: median %.4f (log loss; 90%% of draws below %.4f)",
+        float(np.median(post["eta"])),
+        float(np.quantile(post["eta"], 0.9)),
     )
 
 

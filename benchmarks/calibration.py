@@ -3,10 +3,10 @@
 Usage: python benchmarks/calibration.py [TASKS_DIR] [--level 0.9] [--bootstrap 200]
 
 Methods, each fitted on fit.csv and scored on target.csv (90% bands by default):
-  bayescale        the package default (Student-t fit + leave-future-out calibrated discrepancy)
+  bayescale        the package default (Student-t law fit + Gaussian-process model discrepancy, cut posterior)
   recipe           Hoffmann/Epoch: Huber on log L, L-BFGS-B from a grid, bootstrap over runs (benchmarks/recipe.py)
   recipe+resid     the same with resampled residuals added to each bootstrap prediction
-  plain-bayes      a plain Bayesian Chinchilla fit, independent Student-t noise (bayescale with calibrate=False)
+  plain-bayes      a plain Bayesian Chinchilla fit, independent Student-t noise (bayescale with discrepancy=False)
 Prints per task and method: coverage, median ARE, median width, interval score; then the mean over tasks.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -22,7 +23,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import dev_tasks
 import recipe
+from dev_tasks import PREFIX as DEV_PREFIX
 
 import bayescale as bs
 from bayescale.backtest import interval_metrics
@@ -30,15 +33,15 @@ from bayescale.backtest import interval_metrics
 DEFAULT_TASKS = Path(__file__).resolve().parents[2] / "shared" / "tasks"
 
 
-def run_task(task: Path, level: float, n_boot: int) -> list[dict]:
+def run_task(task: Path, level: float, n_boot: int, seed: int) -> list[dict]:
     fit_df, target = pd.read_csv(task / "fit.csv"), pd.read_csv(task / "target.csv")
     N, D, L = (target[c].to_numpy(float) for c in ("N", "D", "loss"))
     rows = []
-    for name, calibrate in (("bayescale", True), ("plain-bayes", False)):
+    for name, with_discrepancy in (("bayescale", True), ("plain-bayes", False)):
         t0 = time.time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = bs.fit(bs.load_runs(fit_df), seed=1, calibrate=calibrate)
+            fit = bs.fit(bs.load_runs(fit_df), seed=seed, discrepancy=with_discrepancy)
         pred = fit.predict(N=N, D=D, interval=level)
         rows.append(
             {
@@ -64,28 +67,40 @@ def main() -> None:
     ap.add_argument("tasks", nargs="?", default=str(DEFAULT_TASKS))
     ap.add_argument("--level", type=float, default=0.9)
     ap.add_argument("--bootstrap", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=1, help="seed of the Bayesian fits")
+    ap.add_argument(
+        "--dev-tasks",
+        action="store_true",
+        help="also score the 15 extra tasks benchmarks/dev_tasks.py builds from ../shared/data",
+    )
     args = ap.parse_args()
-    rows = []
-    for task in sorted(p for p in Path(args.tasks).iterdir() if (p / "fit.csv").exists()):
-        print(f"{task.name} ...", file=sys.stderr, flush=True)
-        rows += run_task(task, args.level, args.bootstrap)
+    tasks = sorted(p for p in Path(args.tasks).iterdir() if (p / "fit.csv").exists())
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.dev_tasks:
+            tasks += dev_tasks.build(Path(tmp))
+        rows = []
+        for i, task in enumerate(tasks, start=1):
+            print(f"[{i}/{len(tasks)}] {task.name} ...", file=sys.stderr, flush=True)
+            rows += run_task(task, args.level, args.bootstrap, args.seed)
     table = pd.DataFrame(rows)
+    table["set"] = ["dev" if DEV_PREFIX in t else "shared" for t in table["task"]]
     pd.set_option("display.width", 200)
     per_task = table.pivot(index="task", columns="method", values=["coverage", "interval_score"])
     print(f"Per task ({args.level:.0%} bands): coverage and interval score (relative to the truth)")
     print((per_task * 100).round(1).to_string())
-    summary = table.groupby("method").agg(
-        mean_coverage=("coverage", "mean"),
-        min_coverage=("coverage", "min"),
-        median_are=("median_are", "median"),
-        median_width=("median_width", "median"),
-        mean_interval_score=("interval_score", "mean"),
-        seconds=("seconds", "sum"),
-    )
-    for c in ("mean_coverage", "min_coverage", "median_are", "median_width", "mean_interval_score"):
-        summary[c] = (summary[c] * 100).round(2)
-    print("\nPooled over tasks (percent; coverage: mean and worst task)")
-    print(summary.round(1).to_string())
+    for name, part in table.groupby("set", sort=False):
+        summary = part.groupby("method").agg(
+            mean_coverage=("coverage", "mean"),
+            min_coverage=("coverage", "min"),
+            median_are=("median_are", "median"),
+            median_width=("median_width", "median"),
+            mean_interval_score=("interval_score", "mean"),
+            seconds=("seconds", "sum"),
+        )
+        for c in ("mean_coverage", "min_coverage", "median_are", "median_width", "mean_interval_score"):
+            summary[c] = (summary[c] * 100).round(2)
+        print(f"\nPooled over the {part['task'].nunique()} {name} tasks (percent; coverage: mean and worst task)")
+        print(summary.round(1).to_string())
 
 
 if __name__ == "__main__":

@@ -88,7 +88,7 @@ def test_pit_is_uniform_for_draws_from_the_predictive(real_fit):
 def test_backtest_structure(mock_sampler, demo_runs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticsWarning)
-        result = backtest(demo_runs, holdout="rolling", seed=1, calibrate=False)
+        result = backtest(demo_runs, holdout="rolling", seed=1, discrepancy=False)
     assert set(result.metrics["split"]) == {
         "top-compute:0.1",
         "top-compute:0.2",
@@ -120,7 +120,17 @@ def test_cli_backtest(mock_sampler, runs_csv, demo_runs, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticsWarning)
         code = main(
-            ["backtest", str(path), "--holdout", "top-compute:0.2", "--format", "csv", "--seed", "1", "--no-calibrate"]
+            [
+                "backtest",
+                str(path),
+                "--holdout",
+                "top-compute:0.2",
+                "--format",
+                "csv",
+                "--seed",
+                "1",
+                "--no-discrepancy",
+            ]
         )
     out = capsys.readouterr().out
     assert code == 0

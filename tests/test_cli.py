@@ -179,7 +179,7 @@ def test_fit_end_to_end_subprocess(tmp_path, demo_runs):
             "3",
             "--prior",
             "alpha=Normal(0.35, 0.1)",
-            "--no-calibrate",
+            "--no-discrepancy",
         ],
         capture_output=True,
         text=True,
@@ -191,4 +191,4 @@ def test_fit_end_to_end_subprocess(tmp_path, demo_runs):
 
     fit = bs.load(out)
     assert fit.seed == 3 and str(fit.priors["alpha"]) == "Normal(mu=0.35, sigma=0.1)"
-    assert "discrepancy_kappa" not in fit.tree.attrs  # --no-calibrate
+    assert fit.discrepancy is None  # --no-discrepancy

@@ -54,7 +54,7 @@ def test_parameter_recovery_over_synthetic_ladders():
             # this test measures recovery; the convergence checks are asserted below.
             warnings.simplefilter("ignore", DiagnosticsWarning)
             fit = bs.fit(
-                bs.load_runs(runs[["N", "D", "loss"]]), law="chinchilla", draws=500, tune=700, seed=i, calibrate=False
+                bs.load_runs(runs[["N", "D", "loss"]]), law="chinchilla", draws=500, tune=700, seed=i, discrepancy=False
             )
         divergences.append(fit.diagnostics.divergences)
         rhats.append(fit.diagnostics.max_rhat)

@@ -1,0 +1,128 @@
+"""Model discrepancy: the Hilbert-space basis, its stationary limit, storage and its effect on bands."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+from bayescale import discrepancy as disc
+from bayescale.diagnostics import DiagnosticsWarning
+
+
+def _domain(d: int = 2, n_basis: int = disc.N_BASIS) -> disc.Domain:
+    return disc.Domain(("N", "D")[:d], center=(20.0, 23.0)[:d], half=(2.0, 3.0)[:d], n_basis=n_basis)
+
+
+def _se_kernel(X: np.ndarray, ls: np.ndarray) -> np.ndarray:
+    d2 = (((X[:, None, :] - X[None, :, :]) / ls) ** 2).sum(-1)
+    return np.exp(-0.5 * d2)
+
+
+def test_domain_round_trips_and_spans_the_runs(demo_runs):
+    domain = disc.Domain.of_runs(demo_runs, ("N", "D"))
+    assert disc.Domain.from_json(domain.to_json()) == domain
+    lo, hi = demo_runs.log("N").min(), demo_runs.log("N").max()
+    assert domain.center[0] == pytest.approx((lo + hi) / 2)
+    assert domain.half[0] == pytest.approx((hi - lo) / 2)
+    np.testing.assert_allclose(domain.L, disc.BOX * np.asarray(domain.half))
+
+
+def test_half_range_is_floored_for_a_single_size():
+    runs = bs.load_runs(pd.DataFrame({"N": [1e8, 1e8, 1e8], "D": [1e9, 2e9, 4e9], "loss": [3.0, 2.9, 2.8]}))
+    assert disc.Domain.of_runs(runs, ("N", "D")).half[0] == disc.MIN_HALF_RANGE
+
+
+def test_basis_reproduces_the_squared_exponential_kernel_inside_the_data():
+    domain = _domain()
+    rng = np.random.default_rng(0)
+    X = np.asarray(domain.center) + rng.uniform(-1, 1, size=(40, 2)) * np.asarray(domain.half)
+    ls = np.asarray(domain.half)  # the prior's median length-scale
+    phi = domain.basis(X)
+    spd = np.exp(disc.log_spectral_density(ls, domain.frequencies(), np))
+    approx = (phi * spd) @ phi.T
+    np.testing.assert_allclose(approx, _se_kernel(X, ls), atol=0.02)
+
+
+def test_basis_is_zero_outside_the_box():
+    domain = _domain()
+    far = np.asarray(domain.center)[None, :] + np.array([[domain.L[0] + 0.1, 0.0], [0.0, -domain.L[1] - 5]])
+    assert np.all(domain.basis(far) == 0)
+    assert domain.basis(far).shape == (2, domain.n_basis**2)
+
+
+def test_prior_draws_have_variance_eta_squared_everywhere():
+    """Basis part plus top-up: Var delta(x) = eta^2 inside the data, at the box edge and far outside."""
+    domain = _domain()
+    S = 20000
+    rng = np.random.default_rng(1)
+    K = domain.n_basis**2
+    params = {"eta": np.full(S, 0.03), "ls": np.tile(np.asarray(domain.half), (S, 1)), "z": rng.standard_normal((S, K))}
+    c, L = np.asarray(domain.center), domain.L
+    X = np.stack([c, c + 0.5 * np.asarray(domain.half), c + 0.97 * L, c + 3 * L])
+    draws = disc.draws_at(domain, params, X, rng)
+    np.testing.assert_allclose(draws.std(axis=0), 0.03, rtol=0.05)
+    np.testing.assert_allclose(draws.mean(axis=0), 0.0, atol=0.002)
+
+
+def test_far_from_the_runs_the_discrepancy_forgets_them():
+    """A posterior draw with a large basis part still gives Normal(0, eta^2) beyond the box."""
+    domain = _domain(d=1)
+    S = 5000
+    rng = np.random.default_rng(2)
+    params = {"eta": np.full(S, 0.05), "ls": np.full((S, 1), 1.0), "z": np.full((S, domain.n_basis), 3.0)}
+    near = disc.draws_at(domain, params, np.array([[domain.center[0]]]), rng)
+    far = disc.draws_at(domain, params, np.array([[domain.center[0] + 2 * domain.L[0]]]), rng)
+    assert abs(near.mean()) > 0.03  # the fitted misfit carries into the prediction near the runs
+    assert abs(far.mean()) < 0.003 and far.std() == pytest.approx(0.05, rel=0.05)
+
+
+def test_fit_stores_the_discrepancy(mock_sampler, demo_runs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        result = bs.fit(demo_runs, seed=2)
+        plain = bs.fit(demo_runs, seed=2, discrepancy=False)
+    assert "discrepancy" in result.tree.children
+    ds = result.tree["discrepancy"].to_dataset()
+    assert set(ds.data_vars) == set(disc.PARAMS)
+    assert ds["z"].dims == ("chain", "draw", "basis") and ds.sizes["basis"] == disc.N_BASIS**2
+    fitted = result.discrepancy
+    assert fitted is not None and fitted.domain.inputs == ("N", "D")
+    names = [str(p) for p in result.tree["diagnostics"]["parameter"].to_numpy()]
+    assert {"delta_eta", "delta_sigma", "delta_nu"} <= set(names)
+    assert plain.discrepancy is None and "discrepancy" not in plain.tree.children
+
+
+def test_saved_fit_predicts_the_same_with_its_discrepancy(real_fit, real_fit_path):
+    loaded = bs.load(real_fit_path)
+    assert loaded.discrepancy is not None
+    pd.testing.assert_frame_equal(real_fit.predict(N=7e10, D=1.4e12), loaded.predict(N=7e10, D=1.4e12))
+
+
+def test_no_widening_where_the_law_holds(real_fit):
+    """The demo ladder follows its law with independent noise: the discrepancy stays small."""
+    post = real_fit.tree["discrepancy"].to_dataset()
+    assert float(np.quantile(post["eta"], 0.9)) < 0.01
+    from bayescale.predict import predict_table
+
+    points = {"N": np.array([7e10]), "D": np.array([1.4e12]), "C": np.array([6 * 7e10 * 1.4e12])}
+    rng = np.random.default_rng(0)
+    plain = predict_table(real_fit.law, real_fit._sampled(), real_fit.reference, points, 0.9, rng)
+    full = real_fit.predict(N=7e10, D=1.4e12)
+    width_plain = float((plain["upper"] - plain["lower"]).iloc[0])
+    width_full = float((full["upper"] - full["lower"]).iloc[0])
+    assert width_full < 1.25 * width_plain
+
+
+def test_one_input_laws_get_a_one_dimensional_discrepancy(mock_sampler, demo_runs):
+    runs = bs.load_runs(pd.DataFrame({"C": demo_runs.values("C"), "loss": demo_runs.loss}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        result = bs.fit(runs, law="power:C", seed=3)
+    assert result.discrepancy.domain.inputs == ("C",)
+    assert result.tree["discrepancy"].to_dataset().sizes["basis"] == disc.N_BASIS
+    pred = result.predict(C=[1e20, 1e24])
+    assert np.isfinite(pred[["lower", "median", "upper"]].to_numpy()).all()
