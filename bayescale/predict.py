@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from bayescale.calibration import rescale
 from bayescale.errors import PredictionError
 from bayescale.laws import Law
 from bayescale.stats import interval_stats
@@ -85,11 +86,14 @@ def log_draws(
     points: Mapping[str, np.ndarray],
     rng: np.random.Generator,
     discrepancy: Fitted | None = None,
+    scale: float | np.ndarray = 1.0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Posterior draws of the log loss at ``points``, chunk by chunk.
 
     With a fitted ``discrepancy`` (:mod:`bayescale.discrepancy`), its draws are added to the
-    law's and the new-run noise is the discrepancy stage's; without, the law's noise.
+    law's and the new-run noise is the discrepancy stage's; without, the law's noise. A band
+    ``scale`` other than 1 (:mod:`bayescale.calibration`; one per draw) scales the draws about
+    their median.
 
     Yields
     ------
@@ -106,7 +110,8 @@ def log_draws(
         mu = law.log_loss(p, logx, ref, np)
         if discrepancy is not None:
             mu = mu + discrepancy.delta({x: points[x][sl] for x in points}, rng)
-        yield mu, mu + noise["sigma"] * rng.standard_t(noise["nu"], size=mu.shape)
+        new = mu + noise["sigma"] * rng.standard_t(noise["nu"], size=mu.shape)
+        yield rescale(mu, scale), rescale(new, scale)
 
 
 def predict_table(
@@ -117,6 +122,7 @@ def predict_table(
     interval: float,
     rng: np.random.Generator,
     discrepancy: Fitted | None = None,
+    scale: float | np.ndarray = 1.0,
 ) -> pd.DataFrame:
     """Predicted loss of new runs at ``points``.
 
@@ -135,6 +141,9 @@ def predict_table(
         Source of the observation-noise draws.
     discrepancy : bayescale.discrepancy.Fitted, optional
         The fitted model discrepancy, added to both the new-run and the expected loss.
+    scale : float or array (S,), default 1
+        Band scale from leave-future-out calibration (one per draw): draws are scaled about
+        their median.
 
     Returns
     -------
@@ -146,7 +155,7 @@ def predict_table(
     if not 0 < interval < 1:
         raise PredictionError(f"interval must be between 0 and 1 (e.g. 0.9), got {interval}")
     columns: dict[str, list[np.ndarray]] = {}
-    for log_law, log_new in log_draws(law, params, ref, points, rng, discrepancy):
+    for log_law, log_new in log_draws(law, params, ref, points, rng, discrepancy, scale):
         with np.errstate(over="ignore"):  # far tails of heavy-tailed noise overflow to inf: quantiles are unaffected
             draws_new, draws_law = np.exp(log_new), np.exp(log_law)
         for name, col in {

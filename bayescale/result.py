@@ -159,11 +159,14 @@ class ScalingFit:
             lower, upper``; for the law's expected loss, the same with an ``expected_``
             prefix. Both include the fitted model discrepancy (see :attr:`discrepancy`),
             which carries the law's local misfit into the prediction and widens bands
-            away from the runs. Noise draws are seeded from the fit's seed: repeated
+            away from the runs, and the calibrated band scale (:attr:`band_scale`).
+            Noise draws are seeded from the fit's seed: repeated
             calls agree.
         """
         points, rng = self._points_and_rng(N, D, C)
-        return predict_table(self.law, self._sampled(), self.reference, points, interval, rng, self.discrepancy)
+        return predict_table(
+            self.law, self._sampled(), self.reference, points, interval, rng, self.discrepancy, self._scale_draws()
+        )
 
     def _points_and_rng(self, N: object, D: object, C: object) -> tuple[dict[str, np.ndarray], np.random.Generator]:
         """Validated points and the noise generator seeded from the fit: predict and pit draw alike."""
@@ -178,11 +181,27 @@ class ScalingFit:
         points, rng = self._points_and_rng(N, D, C)
         log_obs = np.log(np.atleast_1d(np.asarray(loss, dtype=float)))
         parts, start = [], 0
-        for _, log_new in log_draws(self.law, self._sampled(), self.reference, points, rng, self.discrepancy):
+        for _, log_new in log_draws(
+            self.law, self._sampled(), self.reference, points, rng, self.discrepancy, self._scale_draws()
+        ):
             stop = start + log_new.shape[1]
             parts.append((log_new <= log_obs[None, start:stop]).mean(axis=0))
             start = stop
         return np.concatenate(parts)
+
+    @property
+    def band_scale(self) -> float:
+        """Posterior median of the band scale (:mod:`bayescale.calibration`; 1 if not calibrated)."""
+        return float(self.tree.attrs.get("band_scale", 1.0))
+
+    def _scale_draws(self) -> np.ndarray | float:
+        """Posterior draws of the band scale, one per posterior draw, seeded from the fit (1 if not calibrated)."""
+        if "calibration" not in self.tree.children:
+            return 1.0
+        from bayescale.calibration import scale_draws
+
+        z = self.tree["calibration"].to_dataset()["z"].to_numpy()
+        return scale_draws(z, len(self.draws("sigma")), np.random.default_rng([self.seed, 2]))
 
     @cached_property
     def discrepancy(self) -> Fitted | None:

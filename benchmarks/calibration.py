@@ -3,10 +3,12 @@
 Usage: python benchmarks/calibration.py [TASKS_DIR] [--level 0.9] [--bootstrap 200]
 
 Methods, each fitted on fit.csv and scored on target.csv (90% bands by default):
-  bayescale        the package default (Student-t law fit + Gaussian-process model discrepancy, cut posterior)
+  bayescale        the package default: Student-t law fit + Gaussian-process model discrepancy (cut
+                   posterior) + band scale calibrated by a leave-future-out re-fit
   recipe           Hoffmann/Epoch: Huber on log L, L-BFGS-B from a grid, bootstrap over runs (benchmarks/recipe.py)
   recipe+resid     the same with resampled residuals added to each bootstrap prediction
-  plain-bayes      a plain Bayesian Chinchilla fit, independent Student-t noise (bayescale with discrepancy=False)
+  discrepancy-only the default without the leave-future-out band scale (calibrate=False)
+  plain-bayes      a plain Bayesian Chinchilla fit, independent Student-t noise (discrepancy=False, calibrate=False)
 Prints per task and method: coverage, median ARE, median width, interval score; then the mean over tasks.
 """
 
@@ -37,11 +39,15 @@ def run_task(task: Path, level: float, n_boot: int, seed: int) -> list[dict]:
     fit_df, target = pd.read_csv(task / "fit.csv"), pd.read_csv(task / "target.csv")
     N, D, L = (target[c].to_numpy(float) for c in ("N", "D", "loss"))
     rows = []
-    for name, with_discrepancy in (("bayescale", True), ("plain-bayes", False)):
+    for name, options in (
+        ("bayescale", {}),
+        ("discrepancy-only", {"calibrate": False}),
+        ("plain-bayes", {"discrepancy": False, "calibrate": False}),
+    ):
         t0 = time.time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = bs.fit(bs.load_runs(fit_df), seed=seed, discrepancy=with_discrepancy)
+            fit = bs.fit(bs.load_runs(fit_df), seed=seed, **options)
         pred = fit.predict(N=N, D=D, interval=level)
         rows.append(
             {

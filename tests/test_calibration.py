@@ -1,0 +1,86 @@
+"""Leave-future-out band calibration: standardized errors, the band scale, rescaling, storage."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import bayescale as bs
+from bayescale import calibration as cal
+from bayescale.diagnostics import DiagnosticsWarning
+
+
+def test_standardized_errors_use_the_side_the_run_fell():
+    # median 0; band -0.2 .. +0.1 in log loss: a run at +0.1 sits on the upper edge, -0.1 half-way down
+    z = cal.standardized_errors(np.array([0.1, -0.1, 0.0]), np.zeros(3), np.full(3, -0.2), np.full(3, 0.1))
+    np.testing.assert_allclose(z, [cal.Z90, -cal.Z90 / 2, 0.0])
+
+
+def test_band_scale_is_one_without_evidence():
+    assert cal.band_scale(np.array([])) == 1.0
+    assert cal.band_scale(np.array([np.nan])) == 1.0
+
+
+@pytest.mark.parametrize("true_scale", [0.5, 1.0, 2.0])
+def test_band_scale_recovers_a_known_scale_from_many_runs(true_scale):
+    z = np.random.default_rng(0).normal(0, true_scale, 2000)
+    assert cal.band_scale(z) == pytest.approx(true_scale, rel=0.05)
+
+
+def test_band_scale_is_shrunk_towards_one_with_few_runs():
+    z = np.full(3, 0.2)  # three runs well inside their bands: raw scale 0.2
+    s = cal.band_scale(z)
+    assert 0.2 < s < 1.0
+    assert cal.band_scale(np.full(300, 0.2)) < s  # more runs, less shrinkage
+
+
+def test_rescale_keeps_the_median_and_scales_quantiles():
+    draws = np.random.default_rng(1).normal(0.5, 0.1, size=(4001, 3))
+    out = cal.rescale(draws, 0.5)
+    np.testing.assert_allclose(np.median(out, axis=0), np.median(draws, axis=0))
+    q = np.quantile(draws, [0.05, 0.95], axis=0)
+    q_out = np.quantile(out, [0.05, 0.95], axis=0)
+    np.testing.assert_allclose(q_out[1] - q_out[0], 0.5 * (q[1] - q[0]), rtol=1e-9)
+    assert cal.rescale(draws, 1.0) is draws
+
+
+def test_fit_stores_the_calibration(mock_sampler, demo_runs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        result = bs.fit(demo_runs, seed=2)
+        plain = bs.fit(demo_runs, seed=2, calibrate=False)
+    assert "calibration" in result.tree.children and "band_scale" in result.tree.attrs
+    table = result.tree["calibration"].to_dataset()
+    assert set(table.data_vars) == {"z", "C"}
+    held = table.sizes["heldout"]
+    assert held == round(cal.HOLDOUT * len(demo_runs)) or held > 0
+    assert result.band_scale == pytest.approx(cal.band_scale(table["z"].to_numpy()))
+    assert "calibration" not in plain.tree.children and plain.band_scale == 1.0
+
+
+def test_scale_draws_follow_the_posterior():
+    rng = np.random.default_rng(3)
+    np.testing.assert_array_equal(cal.scale_draws(np.array([]), 5, rng), np.ones(5))
+    many = cal.scale_draws(rng.normal(0, 0.5, 500), 4000, rng)
+    assert np.median(many) == pytest.approx(0.5, rel=0.05) and np.std(np.log(many)) < 0.05
+    few = cal.scale_draws(np.full(3, 0.5), 4000, rng)
+    assert np.std(np.log(few)) > 0.2  # three runs leave the scale uncertain
+
+
+def test_band_scale_changes_width_not_median(real_fit, monkeypatch):
+    monkeypatch.setattr(type(real_fit), "_scale_draws", lambda self: 1.0)
+    base = real_fit.predict(N=7e10, D=1.4e12).iloc[0]
+    monkeypatch.setattr(type(real_fit), "_scale_draws", lambda self: 2.0)
+    wide = real_fit.predict(N=7e10, D=1.4e12).iloc[0]
+    assert wide["median"] == pytest.approx(base["median"], rel=1e-8)  # even draw count: mid-point of two
+    assert np.log(wide["upper"] / wide["median"]) == pytest.approx(2 * np.log(base["upper"] / base["median"]), rel=1e-3)
+
+
+def test_too_few_runs_to_hold_out_leaves_the_scale_at_one(mock_sampler, demo_runs):
+    small = demo_runs.subset(np.arange(len(demo_runs)) < 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        result = bs.fit(small, seed=1)
+    assert result.band_scale == 1.0 and result.tree["calibration"].to_dataset().sizes["heldout"] == 0
