@@ -110,4 +110,4 @@ def rescale(log_draws: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
     if np.all(scale == 1.0):
         return log_draws
     med = np.median(log_draws, axis=0, keepdims=True)
-    return med + scale.reshape(-1, 1) * (log_draws - med) if scale.ndim else med + float(scale) * (log_draws - med)
+    return med + scale.reshape(-1, 1) * (log_draws - med)

@@ -143,7 +143,7 @@ def log_spectral_density(ls: Any, w: np.ndarray, xp: Any) -> Any:
     )
 
 
-def default_priors(domain: Domain) -> dict[str, Prior]:
+def default_priors() -> dict[str, Prior]:
     """Priors of the discrepancy stage.
 
     ``eta`` ~ HalfNormal(0.02): systematic departures from the law of a few percent of the

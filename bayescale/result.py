@@ -160,8 +160,7 @@ class ScalingFit:
             prefix. Both include the fitted model discrepancy (see :attr:`discrepancy`),
             which carries the law's local misfit into the prediction and widens bands
             away from the runs, and the calibrated band scale (:attr:`band_scale`).
-            Noise draws are seeded from the fit's seed: repeated
-            calls agree.
+            Noise draws are seeded from the fit's seed: repeated calls agree.
         """
         points, rng = self._points_and_rng(N, D, C)
         return predict_table(

@@ -267,9 +267,7 @@ def _fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping
     log_law = law.log_loss(params, {x: runs.log(x)[None, :] for x in law.inputs}, result.reference, np)
     residuals = np.log(runs.loss) - np.median(log_law, axis=0)
     domain = discrepancy.Domain.of_runs(runs, law.inputs)
-    model = discrepancy.build_model(
-        residuals, domain.log_inputs(runs.table), domain, discrepancy.default_priors(domain)
-    )
+    model = discrepancy.build_model(residuals, domain.log_inputs(runs.table), domain, discrepancy.default_priors())
     log.info("fitting the model discrepancy (GP on the law's residuals over log %s)", ", log ".join(law.inputs))
     idata = _sample(
         model,
