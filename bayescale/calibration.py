@@ -15,6 +15,14 @@ uncertainty about the scale itself widens the tails.
 
 With few held-out runs the prior keeps ``s`` near 1 and its posterior wide; with many,
 the runs decide.
+
+The evidence holds only as far out as the held-out runs went. For each input x (N, D, C)
+the *reach* of the split is how far, in log x, the held-out runs extend beyond the re-fit's
+largest x. A prediction that extends beyond the full runs' largest x by more than the reach
+-- a model larger than any in the data when the held-out runs were no larger than the
+rest, as on a ladder whose largest budgets are over-trained small models -- is an
+extrapolation the split did not test; there the scale is ``max(s, 1)``: the runs can
+widen its band, not narrow it.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from bayescale.data import Runs
+from bayescale.data import INPUTS, Runs
 
 #: Share of runs (top by compute) held out for the calibration re-fit.
 HOLDOUT = 0.2
@@ -82,13 +90,13 @@ def leave_future_out(
     """
     import warnings
 
-    from bayescale.backtest import holdout_top_compute
+    from bayescale.backtesting import holdout_top_compute
     from bayescale.diagnostics import DiagnosticsWarning
     from bayescale.sampling import fit
 
     held = holdout_top_compute(runs, HOLDOUT)
     if (~held).sum() < min_runs:
-        return {"z": np.empty(0), "C": np.empty(0)}
+        return {"z": np.empty(0), "C": np.empty(0), "reach": {}}
     train, test = runs.subset(~held), runs.subset(held)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticsWarning)  # a shorter re-fit: its spread is what is used
@@ -101,13 +109,39 @@ def leave_future_out(
         np.log(pred["upper"].to_numpy()),
     )
     C = test.values("C") if test.has("C") else np.full(len(test), np.nan)
-    return {"z": z, "C": C}
+    return {"z": z, "C": C, "reach": split_reach(train, test)}
+
+
+def split_reach(train: Runs, test: Runs) -> dict[str, float]:
+    """How far (in log x) the held-out runs extend beyond the training runs' largest x, per input."""
+    return {
+        x: float(max(0.0, np.log(test.values(x)).max() - np.log(train.values(x)).max()))
+        for x in INPUTS
+        if train.has(x) and test.has(x)
+    }
+
+
+def untested(runs: Runs, points: Mapping[str, np.ndarray], reach: Mapping[str, float]) -> np.ndarray:
+    """Boolean per point: beyond the runs' largest x by more than the split's reach in some input x."""
+    n = len(next(iter(points.values())))
+    out = np.zeros(n, dtype=bool)
+    for x, r in reach.items():
+        if x in points and runs.has(x):
+            beyond = np.log(np.asarray(points[x], dtype=float)) - np.log(runs.values(x)).max()
+            out |= beyond > r + 1e-9
+    return out
+
+
+def point_scales(draws: np.ndarray, untested_points: np.ndarray) -> np.ndarray:
+    """Scale per draw and point (S, n): the draws, floored at 1 where the split did not test."""
+    s = np.asarray(draws, dtype=float)[:, None]
+    return np.where(np.asarray(untested_points)[None, :], np.maximum(s, 1.0), s)
 
 
 def rescale(log_draws: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
-    """Scale draws (S, n) about their per-point median by ``scale`` (a number or one per draw, (S,))."""
+    """Scale draws (S, n) about their per-point median by ``scale``: a number, one per draw (S,), or (S, n)."""
     scale = np.asarray(scale, dtype=float)
     if np.all(scale == 1.0):
         return log_draws
     med = np.median(log_draws, axis=0, keepdims=True)
-    return med + scale.reshape(-1, 1) * (log_draws - med)
+    return med + (scale if scale.ndim == 2 else scale.reshape(-1, 1)) * (log_draws - med)

@@ -75,7 +75,8 @@ def complete_inputs(law: Law, k: float, N: object = None, D: object = None, C: o
     return out
 
 
-def _interval_columns(draws: np.ndarray, interval: float, prefix: str) -> dict[str, np.ndarray]:
+def interval_columns(draws: np.ndarray, interval: float, prefix: str) -> dict[str, np.ndarray]:
+    """Median, mean and interval of draws (S, n) per point, as columns named with ``prefix``."""
     return {f"{prefix}{k}": v for k, v in interval_stats(draws, interval).items()}
 
 
@@ -92,8 +93,8 @@ def log_draws(
 
     With a fitted ``discrepancy`` (:mod:`bayescale.discrepancy`), its draws are added to the
     law's and the new-run noise is the discrepancy stage's; without, the law's noise. A band
-    ``scale`` other than 1 (:mod:`bayescale.calibration`; one per draw) scales the draws about
-    their median.
+    ``scale`` other than 1 (:mod:`bayescale.calibration`; one per draw (S,) or per draw and
+    point (S, n)) scales the draws about their median.
 
     Yields
     ------
@@ -111,7 +112,8 @@ def log_draws(
         if discrepancy is not None:
             mu = mu + discrepancy.delta({x: points[x][sl] for x in points}, rng)
         new = mu + noise["sigma"] * rng.standard_t(noise["nu"], size=mu.shape)
-        yield rescale(mu, scale), rescale(new, scale)
+        s = scale[:, sl] if np.ndim(scale) == 2 else scale
+        yield rescale(mu, s), rescale(new, s)
 
 
 def predict_table(
@@ -141,9 +143,9 @@ def predict_table(
         Source of the observation-noise draws.
     discrepancy : bayescale.discrepancy.Fitted, optional
         The fitted model discrepancy, added to both the new-run and the expected loss.
-    scale : float or array (S,), default 1
-        Band scale from leave-future-out calibration (one per draw): draws are scaled about
-        their median.
+    scale : float or array (S,) or (S, n), default 1
+        Band scale from leave-future-out calibration (per draw, or per draw and point):
+        draws are scaled about their median.
 
     Returns
     -------
@@ -159,8 +161,8 @@ def predict_table(
         with np.errstate(over="ignore"):  # far tails of heavy-tailed noise overflow to inf: quantiles are unaffected
             draws_new, draws_law = np.exp(log_new), np.exp(log_law)
         for name, col in {
-            **_interval_columns(draws_new, interval, ""),
-            **_interval_columns(draws_law, interval, "expected_"),
+            **interval_columns(draws_new, interval, ""),
+            **interval_columns(draws_law, interval, "expected_"),
         }.items():
             columns.setdefault(name, []).append(col)
     table = pd.DataFrame({x: points[x] for x in ("N", "D", "C")})

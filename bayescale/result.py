@@ -163,9 +163,8 @@ class ScalingFit:
             Noise draws are seeded from the fit's seed: repeated calls agree.
         """
         points, rng = self._points_and_rng(N, D, C)
-        return predict_table(
-            self.law, self._sampled(), self.reference, points, interval, rng, self.discrepancy, self._scale_draws()
-        )
+        scale = self._scale_draws(points)
+        return predict_table(self.law, self._sampled(), self.reference, points, interval, rng, self.discrepancy, scale)
 
     def _points_and_rng(self, N: object, D: object, C: object) -> tuple[dict[str, np.ndarray], np.random.Generator]:
         """Validated points and the noise generator seeded from the fit: predict and pit draw alike."""
@@ -181,7 +180,7 @@ class ScalingFit:
         log_obs = np.log(np.atleast_1d(np.asarray(loss, dtype=float)))
         parts, start = [], 0
         for _, log_new in log_draws(
-            self.law, self._sampled(), self.reference, points, rng, self.discrepancy, self._scale_draws()
+            self.law, self._sampled(), self.reference, points, rng, self.discrepancy, self._scale_draws(points)
         ):
             stop = start + log_new.shape[1]
             parts.append((log_new <= log_obs[None, start:stop]).mean(axis=0))
@@ -193,14 +192,20 @@ class ScalingFit:
         """Posterior median of the band scale (:mod:`bayescale.calibration`; 1 if not calibrated)."""
         return float(self.tree.attrs.get("band_scale", 1.0))
 
-    def _scale_draws(self) -> np.ndarray | float:
-        """Posterior draws of the band scale, one per posterior draw, seeded from the fit (1 if not calibrated)."""
+    def _scale_draws(self, points: dict[str, np.ndarray]) -> np.ndarray | float:
+        """Band scale per posterior draw and point (S, n), seeded from the fit (1 if not calibrated).
+
+        Draws of the scale's posterior; floored at 1 at points beyond what the calibration
+        split tested (:func:`bayescale.calibration.untested`).
+        """
         if "calibration" not in self.tree.children:
             return 1.0
-        from bayescale.calibration import scale_draws
+        from bayescale.calibration import point_scales, scale_draws, untested
 
         z = self.tree["calibration"].to_dataset()["z"].to_numpy()
-        return scale_draws(z, len(self.draws("sigma")), np.random.default_rng([self.seed, 2]))
+        draws = scale_draws(z, len(self.draws("sigma")), np.random.default_rng([self.seed, 2]))
+        reach = json.loads(self.tree.attrs.get("calibration_reach", "{}"))
+        return point_scales(draws, untested(self.runs, points, reach))
 
     @cached_property
     def discrepancy(self) -> Fitted | None:

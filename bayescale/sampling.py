@@ -323,8 +323,9 @@ def _calibrate(
     }
     lfo = calibration.leave_future_out(runs, law.name, dict(user_priors or {}), n_free_params(resolved) + 2, fit_kwargs)
     scale = calibration.band_scale(lfo["z"])
-    result.tree["calibration"] = xr.Dataset({k: ("heldout", v) for k, v in lfo.items()})
+    result.tree["calibration"] = xr.Dataset({k: ("heldout", lfo[k]) for k in ("z", "C")})
     result.tree.attrs["band_scale"] = scale
+    result.tree.attrs["calibration_reach"] = json.dumps(lfo["reach"])
     log.info(
         "band scale %.2f from %d held-out runs (90%% bands of the re-fit held %.0f%% of them)",
         scale,

@@ -70,9 +70,9 @@ def test_scale_draws_follow_the_posterior():
 
 
 def test_band_scale_changes_width_not_median(real_fit, monkeypatch):
-    monkeypatch.setattr(type(real_fit), "_scale_draws", lambda self: 1.0)
+    monkeypatch.setattr(type(real_fit), "_scale_draws", lambda self, points: 1.0)
     base = real_fit.predict(N=7e10, D=1.4e12).iloc[0]
-    monkeypatch.setattr(type(real_fit), "_scale_draws", lambda self: 2.0)
+    monkeypatch.setattr(type(real_fit), "_scale_draws", lambda self, points: 2.0)
     wide = real_fit.predict(N=7e10, D=1.4e12).iloc[0]
     assert wide["median"] == pytest.approx(base["median"], rel=1e-8)  # even draw count: mid-point of two
     assert np.log(wide["upper"] / wide["median"]) == pytest.approx(2 * np.log(base["upper"] / base["median"]), rel=1e-3)
@@ -84,3 +84,52 @@ def test_too_few_runs_to_hold_out_leaves_the_scale_at_one(mock_sampler, demo_run
         warnings.simplefilter("ignore", DiagnosticsWarning)
         result = bs.fit(small, seed=1)
     assert result.band_scale == 1.0 and result.tree["calibration"].to_dataset().sizes["heldout"] == 0
+
+
+def _runs(N, D, loss=None):
+    import pandas as pd
+
+    N, D = np.asarray(N, dtype=float), np.asarray(D, dtype=float)
+    loss = np.full(len(N), 3.0) if loss is None else loss
+    return bs.load_runs(pd.DataFrame({"N": N, "D": D, "loss": loss}))
+
+
+def test_split_reach_measures_how_far_the_held_out_runs_went():
+    # over-trained ladder: the held-out (largest-compute) runs are as large as the rest, with more tokens
+    train = _runs([1e8, 4e8, 4e8], [1e9, 1e9, 4e9])
+    test = _runs([4e8, 4e8], [8e9, 1.6e10])
+    reach = cal.split_reach(train, test)
+    assert reach["N"] == 0.0
+    assert reach["D"] == pytest.approx(np.log(1.6e10 / 4e9))
+    assert reach["C"] == pytest.approx(np.log(4e8 * 1.6e10 / (4e8 * 4e9)))
+    # held-out runs smaller than the training maximum reach 0, never negative
+    assert cal.split_reach(test, train)["D"] == 0.0
+
+
+def test_untested_flags_points_beyond_the_reach_in_any_input():
+    runs = _runs([1e8, 4e8], [1e9, 1.6e10])
+    reach = {"N": 0.0, "D": np.log(4.0), "C": 10.0}
+    points = {"N": np.array([4e8, 1.4e9, 2e8, 4e8]), "D": np.array([3e10, 3e10, 1e11, 6.4e10])}
+    # larger model than any run; more tokens than the reach covers; exactly at the reach (tested)
+    np.testing.assert_array_equal(cal.untested(runs, points, reach), [False, True, True, False])
+    assert not cal.untested(runs, points, {}).any()  # no calibration: nothing to floor
+
+
+def test_point_scales_floor_untested_points_at_one():
+    draws = np.array([0.5, 1.5])
+    out = cal.point_scales(draws, np.array([False, True]))
+    np.testing.assert_array_equal(out, [[0.5, 1.0], [1.5, 1.5]])
+
+
+def test_fit_stores_the_reach_and_predict_floors_beyond_it(mock_sampler, demo_runs):
+    import json
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        result = bs.fit(demo_runs, seed=2)
+    reach = json.loads(result.tree.attrs["calibration_reach"])
+    assert set(reach) == {"N", "D", "C"} and all(v >= 0 for v in reach.values())
+    far = {"N": np.array([1e3 * demo_runs.values("N").max()]), "D": np.array([demo_runs.values("D").max()])}
+    far["C"] = 6 * far["N"] * far["D"]
+    scales = result._scale_draws(far)
+    assert scales.shape == (len(result.draws("sigma")), 1) and (scales >= 1.0).all()
