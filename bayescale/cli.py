@@ -2,7 +2,7 @@
 
 Machine-readable results go to stdout; progress and logs go to stderr. A user error
 prints one line ``bayescale: error: ...`` and exits with code 2 (3 for failed diagnostics
-under ``--strict``). PyMC is imported only by ``fit`` and ``demo``.
+under ``--strict``). PyMC is imported only by the commands that sample (``fit``, ``backtest``, ``compare``, ``demo``).
 """
 
 from __future__ import annotations
@@ -42,6 +42,16 @@ def _number(text: str) -> float:
         return parse_number(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r} (e.g. 7e10, 70B, 1.4T)") from None
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a share from 0 to below 1 (e.g. 0.2), got {value}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -139,6 +149,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--law", default=None, help="as for fit")
     p.add_argument("--prior", action="append", default=[], metavar="NAME=DIST", help="as for fit")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    _add_columns(p)
+    _add_sampling(p)
+
+    p = sub.add_parser("compare", help="compare laws by PSIS-LOO and leave-future-out, with stacking weights")
+    p.add_argument("runs", nargs="+", help="a CSV/Parquet of runs (every --laws law is fitted), or fit files (.nc)")
+    p.add_argument(
+        "--laws",
+        default="kaplan,chinchilla",
+        help="comma-separated laws, e.g. kaplan,chinchilla,power (default kaplan,chinchilla)",
+    )
+    p.add_argument(
+        "--holdout-top",
+        type=_share,
+        default=0.2,
+        help="share of runs (top by compute) held out for the leave-future-out columns (default 0.2; 0 skips them)",
+    )
+    p.add_argument("--compute", type=_number, help="budget of the allocation columns (default 100x the largest run)")
+    p.add_argument("--interval", type=_interval, default=0.9, help="interval probability (default 0.9)")
     p.add_argument("--format", choices=FORMATS, default="table")
     _add_columns(p)
     _add_sampling(p)
@@ -255,7 +284,7 @@ def _cmd_optimal(args: argparse.Namespace) -> int:
 def _cmd_backtest(args: argparse.Namespace) -> int:
     import json
 
-    from bayescale.backtest import backtest
+    from bayescale.backtesting import backtest
     from bayescale.data import load_runs
     from bayescale.priors import parse_assignment
 
@@ -272,6 +301,37 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
             sys.stdout.write("PIT histogram (10 bins, flat when calibrated): " + " ".join(map(str, hist)) + "\n")
         else:
             log.info("PIT histogram (10 bins): %s", " ".join(map(str, hist)))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from bayescale.comparison import compare
+    from bayescale.data import load_runs
+
+    holdout = args.holdout_top or None
+    fit_files = [p for p in args.runs if p.lower().endswith((".nc", ".h5", ".netcdf"))]
+    if fit_files:
+        if len(fit_files) != len(args.runs):
+            raise BayescaleError("give either one runs file or several fit files (.nc), not both")
+        result = compare(args.runs, holdout_top=holdout, compute=args.compute, interval=args.interval)
+    else:
+        if len(args.runs) != 1:
+            raise BayescaleError(f"give one runs file (got {len(args.runs)}), or fit files (.nc) of different laws")
+        runs = load_runs(
+            args.runs[0], n_col=args.n_col, d_col=args.d_col, c_col=args.c_col, loss_col=args.loss_col, k=args.k
+        )
+        laws = [name for name in args.laws.split(",") if name.strip()]
+        result = compare(
+            runs,
+            laws,
+            holdout_top=holdout,
+            compute=args.compute,
+            interval=args.interval,
+            strict=args.strict,
+            progress=not args.quiet and sys.stderr.isatty(),
+            **_sampling_options(args),
+        )
+    sys.stdout.write(render(result.table, args.format))
     return 0
 
 
@@ -306,6 +366,7 @@ COMMANDS = {
     "predict": _cmd_predict,
     "optimal": _cmd_optimal,
     "backtest": _cmd_backtest,
+    "compare": _cmd_compare,
     "demo": _cmd_demo,
 }
 

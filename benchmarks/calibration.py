@@ -30,7 +30,7 @@ import recipe
 from dev_tasks import PREFIX as DEV_PREFIX
 
 import bayescale as bs
-from bayescale.backtest import interval_metrics
+from bayescale.backtesting import interval_metrics
 
 DEFAULT_TASKS = Path(__file__).resolve().parents[2] / "shared" / "tasks"
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.backtest import BacktestError, backtest, holdout_masks, interval_metrics, pit_histogram
+from bayescale.backtesting import BacktestError, backtest, holdout_masks, interval_metrics, pit_histogram
 from bayescale.cli import main
 from bayescale.diagnostics import DiagnosticsWarning
 

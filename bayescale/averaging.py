@@ -1,0 +1,197 @@
+"""Model averaging: a mixture of several fits' posterior draws, answering like one fit.
+
+:func:`average` takes fits (or a :class:`~bayescale.comparison.Comparison`) and weights, and
+returns an :class:`AveragedFit` whose ``predict`` and ``optimal`` have the same
+signatures and columns as :class:`~bayescale.result.ScalingFit`'s. Its draws are a
+mixture: ``round(w_i S)`` draws of fit ``i`` (``S`` the largest number of draws among the
+fits with weight), chosen without replacement and in their original order; each fit
+draws its predictions exactly as it does alone (discrepancy, calibrated band scale,
+seeded noise). A fit with weight 1 therefore gives its own predictions unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from bayescale.errors import BayescaleError
+from bayescale.predict import interval_columns, log_draws
+from bayescale.result import ScalingFit
+from bayescale.stats import check_interval
+
+if TYPE_CHECKING:
+    from bayescale.comparison import Comparison
+
+
+class AveragingError(BayescaleError, ValueError):
+    """Weights that do not fit the fits (unknown names, negative, all zero)."""
+
+
+def _mixture_indices(sizes: Mapping[str, int], weights: Mapping[str, float], seed: int) -> dict[str, np.ndarray]:
+    """Indices of each fit's draws in the mixture (sorted; all draws for a weight of 1)."""
+    total = max(sizes[name] for name, w in weights.items() if w > 0)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, w in weights.items():
+        k = round(w * total)
+        if k == 0:
+            continue
+        n = sizes[name]
+        idx = np.arange(n) if k == n else rng.choice(n, size=k, replace=k > n)
+        out[name] = np.sort(idx)
+    return out
+
+
+class AveragedFit:
+    """A weighted mixture of fits of different laws to the same runs.
+
+    Build one with :func:`average`. ``predict`` and ``optimal`` mirror
+    :meth:`ScalingFit.predict` and :meth:`ScalingFit.optimal` (plain budgets).
+
+    Parameters
+    ----------
+    fits : mapping of str to ScalingFit
+        The fits by name.
+    weights : mapping of str to float
+        Non-negative weights by name, summing to 1.
+    seed : int
+        Seed of the choice of draws.
+    """
+
+    def __init__(self, fits: Mapping[str, ScalingFit], weights: Mapping[str, float], seed: int = 0) -> None:
+        self.fits = dict(fits)
+        self.weights = dict(weights)
+        self.seed = int(seed)
+        sizes = {name: len(f.draws("sigma")) for name, f in self.fits.items()}
+        self._indices = _mixture_indices(sizes, self.weights, self.seed)
+
+    @property
+    def k(self) -> float:
+        """FLOPs per parameter per token (that of the first fit)."""
+        return next(iter(self.fits.values())).k
+
+    @property
+    def reference_budget(self) -> float:
+        """Default budget: 100x the largest compute in the runs."""
+        return next(iter(self.fits.values())).reference_budget
+
+    def predict(self, N: object = None, D: object = None, C: object = None, interval: float = 0.9) -> pd.DataFrame:
+        """Model-averaged predictive loss of new runs; columns as :meth:`ScalingFit.predict`."""
+        from bayescale.errors import PredictionError
+
+        if not 0 < interval < 1:
+            raise PredictionError(f"interval must be between 0 and 1 (e.g. 0.9), got {interval}")
+        streams, points = {}, None
+        for name, idx in self._indices.items():
+            f = self.fits[name]
+            pts, rng = f._points_and_rng(N, D, C)
+            points = pts if points is None else points
+            draws = log_draws(f.law, f._sampled(), f.reference, pts, rng, f.discrepancy, f._scale_draws(pts))
+            streams[name] = (idx, draws)
+        columns: dict[str, list[np.ndarray]] = {}
+        while True:
+            chunks = [(idx, next(gen, None)) for idx, gen in streams.values()]
+            if chunks[0][1] is None:
+                break
+            log_law = np.concatenate([c[0][idx] for idx, c in chunks])
+            log_new = np.concatenate([c[1][idx] for idx, c in chunks])
+            with np.errstate(over="ignore"):
+                new, law = np.exp(log_new), np.exp(log_law)
+            parts = {**interval_columns(new, interval, ""), **interval_columns(law, interval, "expected_")}
+            for col, values in parts.items():
+                columns.setdefault(col, []).append(values)
+        table = pd.DataFrame({x: points[x] for x in ("N", "D", "C")})
+        for col, values in columns.items():
+            table[col] = np.concatenate(values)
+        return table
+
+    def allocation_draws(self, compute: float | None = None) -> dict[str, np.ndarray]:
+        """Mixture draws of ``N_opt, D_opt, tokens_per_param, loss_opt, a, b`` at one budget."""
+        parts = [
+            {q: v[idx] for q, v in self.fits[name].allocation_draws(compute).items() if np.ndim(v)}
+            for name, idx in self._indices.items()
+        ]
+        keys = set.intersection(*(set(p) for p in parts))
+        return {q: np.concatenate([p[q] for p in parts]) for q in sorted(keys)}
+
+    def optimal(self, compute: object = None, interval: float = 0.9) -> pd.DataFrame:
+        """Model-averaged compute-optimal allocation; columns as :meth:`ScalingFit.optimal`."""
+        from bayescale import allocation as al
+
+        check_interval(interval)
+        budgets = al.check_budgets(self.reference_budget if compute is None else compute)
+        rows = []
+        for C in budgets:
+            draws = self.allocation_draws(float(C))
+            row: dict[str, float] = {"compute": float(C)}
+            for q in al.QUANTITIES:
+                row.update(al._stats_columns(q, draws[q], interval))
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def probability(
+        self, quantity: str, *, above: float | None = None, below: float | None = None, compute: float | None = None
+    ) -> float:
+        """Model-averaged probability that an allocation quantity exceeds (or falls below) a value."""
+        draws = self.allocation_draws(compute)
+        if quantity not in draws:
+            raise ValueError(f"unknown quantity {quantity!r}; choose one of {', '.join(draws)}")
+        if (above is None) == (below is None):
+            raise ValueError("give exactly one of above= or below=")
+        x = draws[quantity]
+        return float(np.mean(x > above) if above is not None else np.mean(x < below))
+
+    def __repr__(self) -> str:
+        w = ", ".join(f"{n} {w:.2f}" for n, w in self.weights.items())
+        return f"<AveragedFit {w}>"
+
+
+def average(
+    results: Comparison | Mapping[str, ScalingFit] | Sequence[ScalingFit | str | Path],
+    weights: str | Mapping[str, float] = "stacking",
+    seed: int | None = None,
+) -> AveragedFit:
+    """Average fits of different laws by weights.
+
+    Parameters
+    ----------
+    results : Comparison, mapping name -> ScalingFit, or sequence of fits / fit paths
+        The fits to average (a sequence is named by law).
+    weights : "stacking", "lfo" or mapping, default "stacking"
+        Stacking weights on PSIS-LOO, stacking weights on the leave-future-out scores
+        (both from :func:`bayescale.comparison`, run here when ``results`` are fits), or
+        explicit non-negative weights by name (normalised to sum 1).
+    seed : int, optional
+        Seed of the choice of draws (default: the first fit's seed).
+
+    Returns
+    -------
+    AveragedFit
+    """
+    from bayescale.comparison import Comparison, _as_fits, compare
+
+    if isinstance(results, Comparison):
+        comparison, fits = results, results.fits
+    else:
+        comparison, fits = None, _as_fits(results)
+    if isinstance(weights, str):
+        if weights not in ("stacking", "lfo"):
+            raise AveragingError(f"unknown weights {weights!r}; use 'stacking', 'lfo' or a mapping of law to weight")
+        if comparison is None:
+            comparison = compare(fits, holdout_top=0.2 if weights == "lfo" else None)
+        w = comparison.weights(weights)
+    else:
+        unknown = sorted(set(weights) - set(fits))
+        if unknown:
+            raise AveragingError(f"weights for unknown fits {', '.join(unknown)}; the fits are {', '.join(fits)}")
+        w = {name: float(weights.get(name, 0.0)) for name in fits}
+    values = np.array(list(w.values()))
+    if not np.all(np.isfinite(values)) or (values < 0).any() or values.sum() <= 0:
+        raise AveragingError(f"weights must be non-negative and not all zero, got {w}")
+    w = {name: v / values.sum() for name, v in w.items()}
+    first = next(iter(fits.values()))
+    return AveragedFit(fits, w, first.seed if seed is None else seed)
