@@ -21,8 +21,8 @@ the *reach* of the split is how far, in log x, the held-out runs extend beyond t
 largest x. A prediction that extends beyond the full runs' largest x by more than the reach
 -- a model larger than any in the data when the held-out runs were no larger than the
 rest, as on a ladder whose largest budgets are over-trained small models -- is an
-extrapolation the split did not test; there the scale is ``max(s, 1)``: the runs can
-widen its band, not narrow it.
+extrapolation the split did not test, and the split says nothing about it: there the band
+is the model's own (scale 1, discrepancy included), neither narrowed nor widened.
 """
 
 from __future__ import annotations
@@ -133,9 +133,9 @@ def untested(runs: Runs, points: Mapping[str, np.ndarray], reach: Mapping[str, f
 
 
 def point_scales(draws: np.ndarray, untested_points: np.ndarray) -> np.ndarray:
-    """Scale per draw and point (S, n): the draws, floored at 1 where the split did not test."""
+    """Scale per draw and point (S, n): the draws, and 1 where the split did not test."""
     s = np.asarray(draws, dtype=float)[:, None]
-    return np.where(np.asarray(untested_points)[None, :], np.maximum(s, 1.0), s)
+    return np.where(np.asarray(untested_points)[None, :], 1.0, s)
 
 
 def rescale(log_draws: np.ndarray, scale: float | np.ndarray) -> np.ndarray:

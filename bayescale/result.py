@@ -195,8 +195,8 @@ class ScalingFit:
     def _scale_draws(self, points: dict[str, np.ndarray]) -> np.ndarray | float:
         """Band scale per posterior draw and point (S, n), seeded from the fit (1 if not calibrated).
 
-        Draws of the scale's posterior; floored at 1 at points beyond what the calibration
-        split tested (:func:`bayescale.calibration.untested`).
+        Draws of the scale's posterior; 1 at points beyond what the calibration split
+        tested (:func:`bayescale.calibration.untested`).
         """
         if "calibration" not in self.tree.children:
             return 1.0
