@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export BAYESCALE_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export MPLBACKEND := Agg
 
-.PHONY: demo test test-fast lint setup clean
+.PHONY: demo test test-fast lint docs examples setup clean
 
 setup: $(STAMP)
 
@@ -32,9 +32,18 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
+# The documentation site (Sphinx + MyST); warnings are errors.
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+# Every example with small draw counts (figures in examples_output/).
+EXAMPLE_DRAWS ?= 200
+examples: $(STAMP)
+	@set -e; for f in examples/*.py; do echo "== $$f" >&2; $(PY) $$f --draws $(EXAMPLE_DRAWS) --out-dir examples_output; done
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bayescale tests benchmarks examples
 	$(VENV)/bin/ruff format --check bayescale tests benchmarks examples
 
 clean:
-	rm -rf $(VENV) bayescale-demo .pytest_cache
+	rm -rf $(VENV) bayescale-demo .pytest_cache docs/_build examples_output

@@ -36,6 +36,8 @@ _LAZY = {
     "load": "bayescale.result",
     "BayescaleError": "bayescale.errors",
     "datasets": "bayescale.datasets",
+    "plots": "bayescale.plots",
+    "write_report": "bayescale.report",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -45,4 +47,4 @@ def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'bayescale' has no attribute {name!r}")
     module = import_module(_LAZY[name])
-    return module if name == "datasets" else getattr(module, name)
+    return module if name in ("datasets", "plots") else getattr(module, name)

@@ -44,6 +44,16 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r} (e.g. 7e10, 70B, 1.4T)") from None
 
 
+def _target(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"a target is N,D (e.g. 7B,2T), got {text!r}")
+    N, D = (_number(p.strip()) for p in parts)
+    if N <= 0 or D <= 0:
+        raise argparse.ArgumentTypeError(f"a target needs positive N and D, got {text!r}")
+    return N, D
+
+
 def _share(text: str) -> float:
     try:
         value = float(text)
@@ -171,6 +181,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="table")
     _add_columns(p)
     _add_sampling(p)
+
+    p = sub.add_parser("report", help="write a self-contained HTML (or Markdown) report of a fit")
+    p.add_argument("fit", help="a fit file written by bayescale fit")
+    p.add_argument("-o", "--out", required=True, help="report file: .html (one self-contained file) or .md")
+    p.add_argument("--compare", nargs="+", default=[], metavar="OTHER.nc", help="fits of other laws to the same runs")
+    p.add_argument(
+        "--target",
+        nargs="+",
+        type=_target,
+        default=None,
+        metavar="N,D",
+        help="runs to predict, e.g. 7B,2T 70B,1.4T (default: 100x the largest run at 20 tokens per parameter)",
+    )
+    p.add_argument("--format", choices=("html", "md"), default=None, help="default: from the file name (.md or .html)")
+    p.add_argument("--title", help="report title")
 
     p = sub.add_parser("demo", help="fit the embedded demo ladder and predict a 70B model on 1.4T tokens")
     p.add_argument("--out-dir", default="bayescale-demo", help="folder for the demo's files (default ./bayescale-demo)")
@@ -335,6 +360,20 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from bayescale.report import write_report
+    from bayescale.result import load
+
+    out = Path(args.out)
+    fmt = args.format or ("md" if out.suffix.lower() in (".md", ".markdown") else "html")
+    fit = load(args.fit)
+    others = [load(path) for path in args.compare]
+    log.info("writing the %s report of %s (%s, %d runs)", fmt, args.fit, fit.law.name, len(fit.runs))
+    path = write_report(fit, out, compare=others, targets=args.target, fmt=fmt, title=args.title)
+    log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from bayescale.datasets import load_demo
     from bayescale.sampling import fit
@@ -367,6 +406,7 @@ COMMANDS = {
     "optimal": _cmd_optimal,
     "backtest": _cmd_backtest,
     "compare": _cmd_compare,
+    "report": _cmd_report,
     "demo": _cmd_demo,
 }
 

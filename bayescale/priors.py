@@ -196,3 +196,69 @@ def to_pymc(name: str, prior: Prior) -> Any:
     if prior.is_fixed:
         return prior.kwargs["value"]
     return getattr(pm, prior.dist)(name, **prior.kwargs)
+
+
+def to_scipy(prior: Prior) -> Any:
+    """The prior as a frozen ``scipy.stats`` distribution (for densities in plots; no PyMC).
+
+    Raises
+    ------
+    PriorError
+        For a fixed prior, which has no density.
+    """
+    from scipy import stats
+
+    k = dict(prior.kwargs)
+    d = prior.dist
+    if prior.is_fixed:
+        raise PriorError("a fixed parameter has no prior density")
+    if d == "Normal":
+        return stats.norm(k["mu"], k["sigma"])
+    if d == "HalfNormal":
+        return stats.halfnorm(scale=k["sigma"])
+    if d == "LogNormal":
+        return stats.lognorm(s=k["sigma"], scale=math.exp(k["mu"]))
+    if d == "TruncatedNormal":
+        lo, hi = k.get("lower", -math.inf), k.get("upper", math.inf)
+        return stats.truncnorm((lo - k["mu"]) / k["sigma"], (hi - k["mu"]) / k["sigma"], k["mu"], k["sigma"])
+    if d == "StudentT":
+        return stats.t(k["nu"], k["mu"], k["sigma"])
+    if d == "HalfStudentT":
+        return _HalfStudentT(k["nu"], k["sigma"])
+    if d == "Cauchy":
+        return stats.cauchy(k["alpha"], k["beta"])
+    if d == "HalfCauchy":
+        return stats.halfcauchy(scale=k["beta"])
+    if d == "Uniform":
+        return stats.uniform(k["lower"], k["upper"] - k["lower"])
+    if d == "Gamma":
+        return stats.gamma(k["alpha"], scale=1.0 / k["beta"])
+    if d == "InverseGamma":
+        return stats.invgamma(k["alpha"], scale=k["beta"])
+    if d == "Exponential":
+        return stats.expon(scale=1.0 / k["lam"])
+    if d == "Beta":
+        return stats.beta(k["alpha"], k["beta"])
+    if d == "Weibull":
+        return stats.weibull_min(k["alpha"], scale=k["beta"])
+    raise PriorError(f"no density for {d}")  # pragma: no cover - DISTRIBUTIONS and this list agree (tested)
+
+
+class _HalfStudentT:
+    """|t| with ``nu`` degrees of freedom and scale ``sigma``: the ``pdf`` and ``ppf`` plots need."""
+
+    def __init__(self, nu: float, sigma: float) -> None:
+        from scipy import stats
+
+        self._t = stats.t(nu, 0.0, sigma)
+
+    def pdf(self, x: Any) -> Any:
+        import numpy as np
+
+        x = np.asarray(x, dtype=float)
+        return np.where(x >= 0, 2 * self._t.pdf(x), 0.0)
+
+    def ppf(self, q: Any) -> Any:
+        import numpy as np
+
+        return self._t.ppf((1 + np.asarray(q, dtype=float)) / 2)

@@ -1,0 +1,496 @@
+"""Figures of fits, comparisons and backtests: each function returns a ``matplotlib.figure.Figure``.
+
+Every figure is drawn on a figure object of its own (no pyplot state), so they work
+headless (Agg) and in scripts; save one with ``fig.savefig("loss.png", dpi=150)``.
+
+- :func:`plot_loss` -- loss vs compute (or N) with the runs, the posterior median and nested
+  predictive bands, extrapolated to a target, the target marked;
+- :func:`plot_isoflop` -- loss vs N at fixed budgets with bands and the posterior of the optimum;
+- :func:`plot_allocation` -- N_opt and D_opt vs compute as fan charts, with Kaplan's (0.73) and
+  Chinchilla's (0.5) slopes, and the tokens-per-parameter posterior at chosen budgets;
+- :func:`plot_posteriors` -- each sampled parameter's posterior against its prior;
+- :func:`plot_pairs` -- pair plot of the law's physical parameters;
+- :func:`plot_comparison` -- elpd (LOO and leave-future-out) with standard errors, and weights;
+- :func:`plot_backtest` -- predicted vs actual held-out loss with intervals, and the PIT histogram;
+- :func:`plot_residuals` -- residuals against fitted loss and against compute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bayescale.errors import BayescaleError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from bayescale.backtesting import BacktestResult
+    from bayescale.comparison import Comparison
+    from bayescale.result import ScalingFit
+
+#: Band probabilities drawn by default, widest first.
+INTERVALS = (0.9, 0.5)
+#: Chinchilla's rule of thumb, marked on tokens-per-parameter plots.
+CHINCHILLA_TOKENS_PER_PARAM = 20.0
+_BAND = "#3b6ea5"
+_RUNS = "#222222"
+_TARGET = "#c0392b"
+
+
+class PlotError(BayescaleError, ValueError):
+    """A figure that cannot be drawn for this fit (e.g. allocation for a law of compute alone)."""
+
+
+def _figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (6.4, 4.4)) -> tuple[Figure, np.ndarray]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _band_alpha(interval: float) -> float:
+    return 0.18 if interval >= 0.8 else 0.35
+
+
+def _has_nd(fit: ScalingFit) -> bool:
+    return set(fit.law.inputs) >= {"N", "D"}
+
+
+def _path(fit: ScalingFit, C: np.ndarray, tokens_per_param: float) -> dict[str, np.ndarray]:
+    """Points along compute at a fixed D/N (laws of N and D) or along C alone."""
+    if not _has_nd(fit):
+        return {"C": C}
+    N = np.sqrt(C / (fit.k * tokens_per_param))
+    return {"N": N, "D": tokens_per_param * N}
+
+
+def plot_loss(
+    fit: ScalingFit,
+    target: tuple[float, float] | None = None,
+    x: str = "C",
+    intervals: Sequence[float] = INTERVALS,
+    tokens_per_param: float | None = None,
+) -> Figure:
+    """Loss against compute (or N): runs, posterior median and nested bands out to a target.
+
+    Parameters
+    ----------
+    fit : ScalingFit
+    target : (N, D), optional
+        A run to extrapolate to, marked with its predicted band (default: 100x the largest
+        run's compute along the path).
+    x : "C" or "N", default "C"
+        Horizontal axis: training FLOPs or parameters (laws of N and D).
+    intervals : sequence of float, default (0.9, 0.5)
+        Nested predictive bands (a new run's loss, noise included).
+    tokens_per_param : float, optional
+        D/N along the drawn path (default: the target's, else 20).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if x not in ("C", "N"):
+        raise PlotError(f"x must be 'C' or 'N', got {x!r}")
+    if x == "N" and not _has_nd(fit):
+        raise PlotError(f"law {fit.law.name} has no N axis; use x='C'")
+    runs = fit.runs
+    ratio = tokens_per_param or (target[1] / target[0] if target else CHINCHILLA_TOKENS_PER_PARAM)
+    c_runs = runs.values("C")
+    c_target = fit.k * target[0] * target[1] if target else 100 * c_runs.max()
+    C = np.geomspace(c_runs.min(), max(c_target, c_runs.max()) * 1.5, 80)
+    pts = _path(fit, C, ratio)
+    xs = C if x == "C" else pts["N"]
+    fig, axes = _figure()
+    ax = axes[0, 0]
+    for level in sorted(intervals, reverse=True):
+        p = fit.predict(**pts, interval=level)
+        ax.fill_between(
+            xs, p["lower"], p["upper"], color=_BAND, alpha=_band_alpha(level), lw=0, label=f"{level:.0%} band"
+        )
+    ax.plot(xs, fit.predict(**pts)["median"], color=_BAND, lw=2, label="posterior median")
+    ax.scatter(runs.values(x), runs.loss, s=12, color=_RUNS, zorder=3, label=f"runs ({len(runs)})")
+    if target is not None:
+        t = fit.predict(N=target[0], D=target[1], interval=max(intervals)).iloc[0]
+        tx = t["C"] if x == "C" else t["N"]
+        ax.errorbar(
+            [tx],
+            [t["median"]],
+            yerr=[[t["median"] - t["lower"]], [t["upper"] - t["median"]]],
+            fmt="*",
+            color=_TARGET,
+            ms=12,
+            capsize=4,
+            zorder=4,
+            label=f"target N={target[0]:.3g}, D={target[1]:.3g}: {t['median']:.3f} ({t['lower']:.3f}-{t['upper']:.3f})",
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training compute C (FLOPs)" if x == "C" else "parameters N")
+    ax.set_ylabel("final loss (nats/token)")
+    path = f" along D/N = {ratio:.3g}" if _has_nd(fit) else ""
+    ax.set_title(f"{fit.law.name}: predicted loss{path}")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_isoflop(fit: ScalingFit, budgets: Sequence[float] | None = None, interval: float = 0.9) -> Figure:
+    """IsoFLOP profiles: expected loss against N at fixed budgets, with bands and the optimum's posterior.
+
+    Parameters
+    ----------
+    fit : ScalingFit
+        A fit of a law of N and D.
+    budgets : sequence of float, optional
+        Budgets in FLOPs (default: four from the smallest run's compute to 100x the largest).
+    interval : float, default 0.9
+        Band of the expected loss (law plus discrepancy) and interval of N_opt.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not _has_nd(fit):
+        raise PlotError(f"law {fit.law.name} has no N and D: isoFLOP profiles need both")
+    c_runs = fit.runs.values("C")
+    budgets = np.asarray(budgets if budgets is not None else np.geomspace(c_runs.min(), 100 * c_runs.max(), 4))
+    opt = fit.optimal(budgets, interval=interval)
+    fig, axes = _figure()
+    ax = axes[0, 0]
+    colors = _colors(len(budgets))
+    for (_, row), color in zip(opt.iterrows(), colors, strict=True):
+        C = row["compute"]
+        N = np.geomspace(row["N_opt_median"] / 12, row["N_opt_median"] * 12, 60)
+        p = fit.predict(N=N, D=C / (fit.k * N), interval=interval)
+        ax.fill_between(N, p["expected_lower"], p["expected_upper"], color=color, alpha=0.2, lw=0)
+        ax.plot(N, p["expected_median"], color=color, lw=1.8, label=f"C = {C:.2g} FLOPs")
+        ax.errorbar(
+            [row["N_opt_median"]],
+            [row["loss_opt_median"]],
+            xerr=[[row["N_opt_median"] - row["N_opt_lower"]], [row["N_opt_upper"] - row["N_opt_median"]]],
+            fmt="o",
+            color=color,
+            capsize=3,
+        )
+        near = np.isclose(c_runs, C, rtol=0.05)
+        if near.any():
+            ax.scatter(fit.runs.values("N")[near], fit.runs.loss[near], s=14, color=color, edgecolor=_RUNS, zorder=3)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("parameters N")
+    ax.set_ylabel("expected final loss (nats/token)")
+    ax.set_title(f"isoFLOP profiles: {interval:.0%} bands; dots = N_opt with {interval:.0%} interval")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _colors(n: int) -> list:
+    from matplotlib import colormaps
+
+    return [colormaps["viridis"](v) for v in np.linspace(0.1, 0.85, n)]
+
+
+def plot_allocation(
+    fit: ScalingFit,
+    compute: Sequence[float] | None = None,
+    budgets: Sequence[float] | None = None,
+    interval: float = 0.9,
+) -> Figure:
+    """Compute-optimal N and D against compute as fan charts, and tokens per parameter at chosen budgets.
+
+    Parameters
+    ----------
+    fit : ScalingFit
+        A fit of a law of N and D.
+    compute : sequence of float, optional
+        The compute axis (default: 25 budgets from the smallest run to 1000x the largest).
+    budgets : sequence of float, optional
+        Budgets of the tokens-per-parameter panel (default: the largest run's compute and
+        10x, 100x, 1000x it).
+    interval : float, default 0.9
+        Interval of the fans (a 50% fan is drawn inside).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Three panels: N_opt with Kaplan's (C^0.73) and Chinchilla's (C^0.5) slopes through
+        the first median, D_opt likewise (C^0.27 and C^0.5), and tokens per parameter.
+    """
+    if not _has_nd(fit):
+        raise PlotError(f"law {fit.law.name} has no N and D: allocation needs both")
+    c_max = fit.runs.values("C").max()
+    C = np.asarray(compute if compute is not None else np.geomspace(fit.runs.values("C").min(), 1000 * c_max, 25))
+    wide, narrow = fit.optimal(C, interval=interval), fit.optimal(C, interval=0.5)
+    fig, axes = _figure(1, 3, size=(5.0, 4.2))
+    for ax, q, kaplan in ((axes[0, 0], "N_opt", 0.73), (axes[0, 1], "D_opt", 0.27)):
+        ax.fill_between(
+            C, wide[f"{q}_lower"], wide[f"{q}_upper"], color=_BAND, alpha=0.18, lw=0, label=f"{interval:.0%}"
+        )
+        ax.fill_between(C, narrow[f"{q}_lower"], narrow[f"{q}_upper"], color=_BAND, alpha=0.35, lw=0, label="50%")
+        ax.plot(C, wide[f"{q}_median"], color=_BAND, lw=2, label="posterior median")
+        m0 = wide[f"{q}_median"].iloc[0]
+        ax.plot(C, m0 * (C / C[0]) ** kaplan, "--", color="#e67e22", label=f"Kaplan slope {kaplan}")
+        ax.plot(C, m0 * (C / C[0]) ** 0.5, ":", color="#27ae60", label="Chinchilla slope 0.5")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("training compute C (FLOPs)")
+        ax.set_ylabel("parameters N_opt" if q == "N_opt" else "tokens D_opt")
+        ax.legend(fontsize=7)
+    axes[0, 0].set_title("compute-optimal model size")
+    axes[0, 1].set_title("compute-optimal tokens")
+    ax = axes[0, 2]
+    budgets = np.asarray(budgets if budgets is not None else c_max * np.array([1, 10, 100, 1000]))
+    samples = [fit.allocation_draws(float(b))["tokens_per_param"] for b in budgets]
+    ax.violinplot([np.log10(s) for s in samples], showmedians=True)
+    ax.axhline(np.log10(CHINCHILLA_TOKENS_PER_PARAM), color="#27ae60", ls=":", label="Chinchilla: about 20")
+    ax.set_xticks(range(1, len(budgets) + 1), [f"{b:.1e}" for b in budgets], fontsize=7)
+    ax.set_xlabel("budget C (FLOPs)")
+    ax.set_ylabel("log10 tokens per parameter (posterior)")
+    ax.set_title("tokens per parameter")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_posteriors(fit: ScalingFit, params: Sequence[str] | None = None) -> Figure:
+    """Each sampled parameter's posterior (histogram) against its prior density (line).
+
+    Parameters
+    ----------
+    fit : ScalingFit
+    params : sequence of str, optional
+        Sampled parameters (default: every one with a prior that is not fixed).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from bayescale.priors import to_scipy
+
+    names = list(params or [n for n, p in fit.priors.items() if not p.is_fixed and n in fit.posterior])
+    unknown = [n for n in names if n not in fit.priors or n not in fit.posterior]
+    if unknown:
+        raise PlotError(f"no prior and posterior for {', '.join(unknown)}; parameters: {', '.join(fit.priors)}")
+    ncols = min(4, len(names))
+    nrows = -(-len(names) // ncols)
+    fig, axes = _figure(nrows, ncols, size=(3.4, 2.7))
+    for ax, name in zip(axes.flat, names, strict=False):
+        draws = fit.draws(name)
+        lo, hi = np.quantile(draws, [0.001, 0.999])
+        span = hi - lo
+        ax.hist(
+            draws,
+            bins=50,
+            range=(lo - 0.2 * span, hi + 0.2 * span),
+            density=True,
+            color=_BAND,
+            alpha=0.6,
+            label="posterior",
+        )
+        grid = np.linspace(lo - 0.2 * span, hi + 0.2 * span, 300)
+        prior = fit.priors[name]
+        ax.plot(grid, to_scipy(prior).pdf(grid), color=_TARGET, lw=1.5, label="prior")
+        ax.set_title(f"{name}  ~ {prior.dist}", fontsize=9)
+        ax.set_yticks([])
+    for ax in list(axes.flat)[len(names) :]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"{fit.law.name}: posterior against prior (prior drawn over the posterior's range)")
+    return fig
+
+
+def plot_pairs(fit: ScalingFit, params: Sequence[str] | None = None, max_points: int = 2000) -> Figure:
+    """Pair plot of the law's physical parameters (those with medians above 100, such as A, on log10).
+
+    Parameters
+    ----------
+    fit : ScalingFit
+    params : sequence of str, optional
+        Default: the law's physical parameters that are not fixed (E, A, alpha, B, beta for
+        Chinchilla's law).
+    max_points : int, default 2000
+        Draws shown in each scatter (a random subset).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    names = list(params or [n for n in fit.law.natural_params if np.ptp(fit.draws(n)) > 0])
+    values = {}
+    for n in names:
+        v = fit.draws(n)
+        if np.all(v > 0) and np.median(v) > 100:  # amplitudes and critical scales: orders of magnitude
+            values[f"log10 {n}"] = np.log10(v)
+        else:
+            values[n] = v
+    labels = list(values)
+    k = len(labels)
+    rng = np.random.default_rng(0)
+    n_draws = len(next(iter(values.values())))
+    idx = rng.choice(n_draws, size=min(max_points, n_draws), replace=False)
+    fig, axes = _figure(k, k, size=(2.1, 2.1))
+    for i, yi in enumerate(labels):
+        for j, xj in enumerate(labels):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_visible(False)
+                continue
+            if i == j:
+                ax.hist(values[xj], bins=40, color=_BAND, alpha=0.7)
+                ax.set_yticks([])
+            else:
+                ax.scatter(values[xj][idx], values[yi][idx], s=2, alpha=0.3, color=_BAND)
+            if i == k - 1:
+                ax.set_xlabel(xj, fontsize=8)
+            if j == 0 and i != 0:
+                ax.set_ylabel(yi, fontsize=8)
+            ax.tick_params(labelsize=6)
+    fig.suptitle(f"{fit.law.name}: joint posterior")
+    return fig
+
+
+def plot_comparison(comparison: Comparison) -> Figure:
+    """Model comparison: elpd (LOO and leave-future-out) with standard errors, and weights.
+
+    Parameters
+    ----------
+    comparison : Comparison
+        From :func:`bayescale.compare`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    t = comparison.table
+    y = np.arange(len(t))[::-1]
+    has_lfo = bool(np.isfinite(t["elpd_lfo"]).any())
+    fig, axes = _figure(1, 3 if has_lfo else 2, size=(4.2, 0.6 + 0.6 * len(t) + 1.6))
+    ax = axes[0, 0]
+    ax.errorbar(t["elpd_loo"], y, xerr=t["se"], fmt="o", color=_BAND, capsize=4, label="elpd_loo ± se")
+    for yi, row in zip(y, t.itertuples(), strict=True):
+        if row.elpd_diff != 0:
+            ax.annotate(
+                f"diff {row.elpd_diff:.1f} ± {row.dse:.1f}",
+                (row.elpd_loo, yi),
+                xytext=(0, 8),
+                textcoords="offset points",
+                ha="center",
+                fontsize=7,
+            )
+    ax.set_yticks(y, t["law"])
+    ax.set_xlabel("elpd (PSIS-LOO, higher is better)")
+    ax.legend(fontsize=7)
+    ax.set_title("leave-one-out")
+    col = 1
+    if has_lfo:
+        ax = axes[0, 1]
+        ax.errorbar(t["elpd_lfo"], y, xerr=t["se_lfo"], fmt="s", color=_TARGET, capsize=4)
+        ax.set_yticks(y, t["law"])
+        ax.set_xlabel("elpd of the largest-compute runs (fit to the rest)")
+        ax.set_title("leave-future-out")
+        col = 2
+    ax = axes[0, col]
+    width = 0.38
+    ax.barh(y + width / 2, t["weight"], height=width, color=_BAND, label="stacking (LOO)")
+    if has_lfo:
+        ax.barh(y - width / 2, t["weight_lfo"], height=width, color=_TARGET, label="stacking (LFO)")
+    ax.set_yticks(y, t["law"])
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("weight")
+    ax.set_title("model weights")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_backtest(result: BacktestResult, level: float = 0.9) -> Figure:
+    """Backtest: predicted vs actual held-out loss with intervals, and the PIT histogram.
+
+    Parameters
+    ----------
+    result : BacktestResult
+        From :func:`bayescale.backtest`.
+    level : float, default 0.9
+        Which interval to draw (one of the backtest's levels).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from bayescale.backtesting import PIT_BINS
+
+    p = result.predictions
+    lower, upper = f"lower_{level:g}", f"upper_{level:g}"
+    if lower not in p:
+        levels = sorted({c.split("_", 1)[1] for c in p.columns if c.startswith("lower_")})
+        raise PlotError(f"the backtest has no {level:g} interval; levels: {', '.join(levels)}")
+    fig, axes = _figure(1, 2, size=(5.2, 4.4))
+    ax = axes[0, 0]
+    inside = (p["loss"] >= p[lower]) & (p["loss"] <= p[upper])
+    for mask, color, label in ((inside, _BAND, "inside"), (~inside, _TARGET, "outside")):
+        q = p[mask]
+        ax.errorbar(
+            q["loss"],
+            q["median"],
+            yerr=[q["median"] - q[lower], q[upper] - q["median"]],
+            fmt="o",
+            ms=4,
+            color=color,
+            capsize=2,
+            label=f"{label} the {level:.0%} band ({int(mask.sum())})",
+        )
+    lo, hi = float(min(p["loss"].min(), p[lower].min())), float(max(p["loss"].max(), p[upper].max()))
+    ax.plot([lo, hi], [lo, hi], color="#888", lw=1, ls="--")
+    ax.set_xlabel("actual loss of the held-out run")
+    ax.set_ylabel("predicted loss (median and band)")
+    ax.set_title(f"held-out runs: coverage {inside.mean():.0%} (nominal {level:.0%})")
+    ax.legend(fontsize=7)
+    ax = axes[0, 1]
+    counts = result.pit_histogram
+    ax.bar((np.arange(PIT_BINS) + 0.5) / PIT_BINS, counts, width=1 / PIT_BINS, color=_BAND, edgecolor="white")
+    ax.axhline(counts.sum() / PIT_BINS, color="#888", ls="--", label="calibrated (flat)")
+    ax.set_xlabel("PIT (share of predictive draws below the actual loss)")
+    ax.set_ylabel("held-out runs")
+    ax.set_title("PIT histogram: U-shaped = bands too narrow")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_residuals(fit: ScalingFit) -> Figure:
+    """Residuals of log loss (run minus the law's posterior median) against fitted loss and compute.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    runs = fit.runs
+    pts = {x: runs.values(x) for x in runs.inputs}
+    fitted = fit.predict(**pts)
+    med = fitted["expected_median"].to_numpy()
+    law_only = np.median(_law_log_draws(fit), axis=0)
+    resid = np.log(runs.loss) - law_only
+    fig, axes = _figure(1, 2, size=(5.2, 4.0))
+    for ax, xv, label, logx in (
+        (axes[0, 0], np.exp(law_only), "fitted loss, law alone (nats/token)", False),
+        (axes[0, 1], runs.values("C"), "training compute C (FLOPs)", True),
+    ):
+        ax.scatter(xv, 100 * resid, s=12, color=_BAND, label="run - law")
+        ax.scatter(xv, 100 * (np.log(med) - law_only), s=6, color=_TARGET, marker="x", label="discrepancy (median)")
+        ax.axhline(0, color="#888", lw=1)
+        if logx:
+            ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("residual (% of loss, log scale)")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{fit.law.name}: residuals (structure here is what the discrepancy term absorbs)")
+    return fig
+
+
+def _law_log_draws(fit: ScalingFit) -> np.ndarray:
+    """The law's expected log loss at the runs, per draw (S, n), without discrepancy."""
+    runs = fit.runs
+    params = {k: np.asarray(v, dtype=float)[:, None] if np.ndim(v) else v for k, v in fit._sampled().items()}
+    logx = {x: np.log(runs.values(x))[None, :] for x in fit.law.inputs}
+    return fit.law.log_loss(params, logx, fit.reference, np)

@@ -1,0 +1,370 @@
+"""A report of a fit for a design document: one self-contained HTML file, or Markdown and PNGs.
+
+The HTML embeds every figure as a base64 PNG and its style inline: no network, no scripts,
+no external fonts, so it opens anywhere (and in a browser with no network). Sections: data
+summary, diagnostics with plain-language verdicts, parameter table, predictions at the
+targets, allocation, calibration, comparison (when other fits are given), figures, and the
+methods needed to reproduce the result.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from bayescale.errors import BayescaleError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from bayescale.result import ScalingFit
+
+FORMATS = ("html", "md")
+_STYLE = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2em auto;
+       padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 1.6em; }
+table { border-collapse: collapse; font-size: .85em; margin: .6em 0; }
+th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; } th { background: #f3f3f3; }
+td:first-child, th:first-child { text-align: left; }
+.ok { color: #1e7b34; font-weight: bold; } .bad { color: #b03a2e; font-weight: bold; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: .85em; color: #555; } code { background: #f5f5f5; padding: 0 .2em; }
+"""
+
+
+class ReportError(BayescaleError, ValueError):
+    """A report that cannot be written (bad target, unknown format, unwritable path)."""
+
+
+def _verdicts(fit: ScalingFit) -> list[tuple[bool, str]]:
+    d = fit.diagnostics
+    out = [
+        (d.max_rhat <= 1.01, f"Chains agree (largest R-hat {d.max_rhat:.3f}; should be at most 1.01)."),
+        (
+            min(d.min_ess_bulk, d.min_ess_tail) >= 400,
+            f"Enough independent draws (smallest effective sample size {min(d.min_ess_bulk, d.min_ess_tail):.0f}; "
+            "should be at least 400 for stable 90% intervals).",
+        ),
+        (
+            d.divergences == 0,
+            f"{d.divergences} divergent transitions (should be 0: the sampler explored the whole posterior).",
+        ),
+    ]
+    if d.problems:
+        out.append((False, "What to do: " + d.message()))
+    return out
+
+
+def _targets(fit: ScalingFit, targets: Sequence[tuple[float, float]] | None) -> list[tuple[float, float]]:
+    if targets:
+        for N, D in targets:
+            if not (np.isfinite(N) and np.isfinite(D) and N > 0 and D > 0):
+                raise ReportError(f"a target needs positive N and D, got N={N}, D={D}")
+        return [(float(N), float(D)) for N, D in targets]
+    if not set(fit.law.inputs) >= {"N", "D"}:
+        return []
+    C = 100 * fit.runs.values("C").max()
+    N = np.sqrt(C / (fit.k * 20.0))
+    return [(float(N), float(20.0 * N))]
+
+
+def _figures(
+    fit: ScalingFit, targets: list[tuple[float, float]], comparison: object | None
+) -> list[tuple[str, Figure]]:
+    from bayescale import plots
+
+    has_nd = set(fit.law.inputs) >= {"N", "D"}
+    target = targets[-1] if targets else None
+    figs = [
+        (
+            "Predicted loss against compute, extrapolated to the target (nested 50% and 90% bands).",
+            plots.plot_loss(fit, target=target),
+        )
+    ]
+    if has_nd:
+        figs += [
+            (
+                "Predicted loss against model size along the same tokens-per-parameter path.",
+                plots.plot_loss(fit, target=target, x="N"),
+            ),
+            (
+                "IsoFLOP profiles: expected loss against N at fixed budgets; dots mark the optimum's posterior.",
+                plots.plot_isoflop(fit),
+            ),
+            (
+                "Compute-optimal N and D against compute, with Kaplan's and Chinchilla's slopes; tokens per parameter.",
+                plots.plot_allocation(fit),
+            ),
+        ]
+    figs += [
+        ("Each parameter's posterior against its prior.", plots.plot_posteriors(fit)),
+        ("Joint posterior of the law's parameters.", plots.plot_pairs(fit)),
+        ("Residuals of the runs against the law.", plots.plot_residuals(fit)),
+    ]
+    if comparison is not None:
+        figs.append(("Comparison of laws: elpd with standard errors, and weights.", plots.plot_comparison(comparison)))
+    return figs
+
+
+def _png(fig: Figure, dpi: int = 90) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def _fmt(df: pd.DataFrame) -> pd.DataFrame:
+    def one(v: object) -> object:
+        if isinstance(v, (float, np.floating)):
+            return f"{v:.4g}" if np.isfinite(v) else ""
+        return v
+
+    return df.map(one)
+
+
+def _markdown_table(df: pd.DataFrame) -> str:
+    df = _fmt(df)
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _sections(fit: ScalingFit, targets: list[tuple[float, float]], comparison: object | None) -> list[tuple[str, list]]:
+    """Report content as (heading, blocks); a block is str (paragraph), DataFrame, or ("verdicts", list)."""
+    runs = fit.runs
+    attrs = fit.tree.attrs
+    data = pd.DataFrame(
+        [
+            {
+                "quantity": x,
+                "min": runs.values(x).min(),
+                "max": runs.values(x).max(),
+                "distinct values": len(np.unique(runs.values(x))),
+            }
+            for x in (*runs.inputs, "loss")
+            if x == "loss" or runs.has(x)
+        ]
+    )
+    data.loc[data["quantity"] == "loss", ["min", "max"]] = [runs.loss.min(), runs.loss.max()]
+    sections: list[tuple[str, list]] = [
+        (
+            "Data",
+            [f"{len(runs)} runs from <code>{html.escape(str(attrs.get('source', 'a table')))}</code>.", data],
+        ),
+        ("Diagnostics", [("verdicts", _verdicts(fit))]),
+        (
+            "Parameters",
+            ["Posterior median, mean, standard deviation and 90% interval of each parameter.", fit.summary()],
+        ),
+    ]
+    if targets:
+        pred = fit.predict(N=[t[0] for t in targets], D=[t[1] for t in targets])
+        sections.append(
+            (
+                "Predictions",
+                [
+                    "Loss of a new run at each target: median, mean and 90% band (observation noise, model discrepancy "
+                    "and calibrated band width included); <code>expected_</code> columns are the law plus discrepancy "
+                    "without run noise.",
+                    pred,
+                ],
+            )
+        )
+    if set(fit.law.inputs) >= {"N", "D"}:
+        budgets = fit.reference_budget * np.array([0.1, 1.0, 10.0])
+        opt = fit.optimal(budgets)
+        opt = opt[[c for c in opt.columns if not c.endswith("_mean")]]
+        sections.append(
+            (
+                "Allocation",
+                [
+                    "Compute-optimal model size, tokens, tokens per parameter and loss at three budgets around the "
+                    "reference budget (100x the largest run), with 90% intervals.",
+                    opt,
+                    "Probability that more than 20 tokens per parameter is optimal at "
+                    f"{fit.reference_budget:.3g} FLOPs: {fit.probability('tokens_per_param', above=20):.2f}.",
+                ],
+            )
+        )
+    calib = [f"Band scale (posterior median): {fit.band_scale:.2f}."]
+    if "calibration" in fit.tree.children:
+        z = fit.tree["calibration"].to_dataset()["z"].to_numpy()
+        reach = json.loads(attrs.get("calibration_reach", "{}"))
+        calib.append(
+            f"A re-fit without the top 20% of runs by compute predicted the {z.size} held-out runs; "
+            f"{np.mean(np.abs(z) <= 1.645):.0%} fell inside its 90% bands. The scale applies as far out as those runs "
+            "reached (in log units beyond the re-fit's largest value: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in reach.items())
+            + "); beyond, bands are the model's own."
+        )
+    else:
+        calib.append("The fit was not calibrated (--no-calibrate).")
+    sections.append(("Calibration", calib))
+    if comparison is not None:
+        sections.append(
+            (
+                "Comparison of laws",
+                [
+                    "PSIS-LOO elpd (higher is better), its difference to the best law with standard error, stacking "
+                    "weights, and each law's allocation at the reference budget. Leave-future-out columns need "
+                    "re-fits: <code>bayescale compare</code>.",
+                    comparison.table.drop(columns=[c for c in comparison.table.columns if "lfo" in c]),
+                ],
+            )
+        )
+    priors = pd.DataFrame([{"parameter": k, "prior": str(p)} for k, p in fit.priors.items()])
+    versions = json.loads(attrs.get("versions", "{}"))
+    methods = [
+        f"Law: {html.escape(fit.law.name)}, <code>{html.escape(fit.law.formula)}</code>. "
+        "Likelihood: Student-t on log loss (scale sigma, degrees of freedom nu).",
+        "Model discrepancy: "
+        + ("a Gaussian process on the law's residuals, fitted as a second stage." if fit.discrepancy else "none."),
+        f"Sampler: {attrs.get('sampler')} NUTS, {attrs.get('chains')} chains x {attrs.get('tune')} tuning + "
+        f"{attrs.get('draws')} draws, target acceptance {attrs.get('target_accept')}, seed {fit.seed}. "
+        f"FLOPs per parameter per token k = {fit.k:g}.",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
+        priors,
+    ]
+    sections.append(("Methods", methods))
+    return sections
+
+
+def _html(title: str, sections: list, figures: list[tuple[str, bytes]]) -> str:
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>Written by bayescale on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.</p>",
+    ]
+    for heading, blocks in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        for block in blocks:
+            if isinstance(block, pd.DataFrame):
+                parts.append(_fmt(block).to_html(index=False, border=0, escape=True))
+            elif isinstance(block, tuple) and block[0] == "verdicts":
+                parts.append("<ul>")
+                for ok, text in block[1]:
+                    mark = '<span class="ok">OK</span>' if ok else '<span class="bad">CHECK</span>'
+                    parts.append(f"<li>{mark} {html.escape(text)}</li>")
+                parts.append("</ul>")
+            else:
+                parts.append(f"<p>{block}</p>")
+    parts.append("<h2>Figures</h2>")
+    for i, (caption, png) in enumerate(figures, 1):
+        data = base64.b64encode(png).decode("ascii")
+        parts.append(
+            f'<figure><img alt="Figure {i}" src="data:image/png;base64,{data}">'
+            f"<figcaption>Figure {i}. {html.escape(caption)}</figcaption></figure>"
+        )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _markdown(title: str, sections: list, figures: list[tuple[str, str]]) -> str:
+    import re
+
+    out = [f"# {title}", ""]
+    for heading, blocks in sections:
+        out += [f"## {heading}", ""]
+        for block in blocks:
+            if isinstance(block, pd.DataFrame):
+                out += [_markdown_table(block), ""]
+            elif isinstance(block, tuple) and block[0] == "verdicts":
+                out += [f"- {'OK' if ok else 'CHECK'}: {text}" for ok, text in block[1]] + [""]
+            else:
+                out += [re.sub(r"</?code>", "`", block), ""]
+    out += ["## Figures", ""]
+    for i, (caption, rel) in enumerate(figures, 1):
+        out += [f"![Figure {i}]({rel})", "", f"Figure {i}. {caption}", ""]
+    return "\n".join(out)
+
+
+def _write_atomic(path: Path, content: bytes) -> None:
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ReportError(f"cannot write '{path}': folder '{folder}' does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(
+    fit: ScalingFit,
+    path: str | Path,
+    *,
+    compare: Sequence[ScalingFit] = (),
+    targets: Sequence[tuple[float, float]] | None = None,
+    fmt: str = "html",
+    title: str | None = None,
+) -> Path:
+    """Write a report of ``fit`` to ``path``.
+
+    Parameters
+    ----------
+    fit : ScalingFit
+    path : str or Path
+        Output file (``.html``, or ``.md`` with a folder ``<stem>_files/`` of PNGs beside it).
+        Written through a temporary file and a rename: a failure leaves an older report intact.
+    compare : sequence of ScalingFit, optional
+        Fits of other laws to the same runs: adds a PSIS-LOO comparison section and figure.
+    targets : sequence of (N, D), optional
+        Runs to predict (default: 100x the largest run's compute at 20 tokens per parameter).
+    fmt : "html" or "md", default "html"
+    title : str, optional
+
+    Returns
+    -------
+    Path
+        The report's path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    if fmt not in FORMATS:
+        raise ReportError(f"unknown report format {fmt!r}; choose html or md")
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ReportError(f"cannot write '{path}': folder '{folder}' does not exist")
+    comparison = None
+    if compare:
+        from bayescale.comparison import compare as compare_fits
+
+        fits = {fit.law.name: fit}
+        for other in compare:
+            if other.law.name in fits:
+                raise ReportError(f"two fits of law {other.law.name}: compare fits of different laws")
+            fits[other.law.name] = other
+        comparison = compare_fits(fits, holdout_top=None)
+    targets = _targets(fit, targets)
+    title = title or f"Scaling-law fit: {fit.law.name} on {len(fit.runs)} runs"
+    sections = _sections(fit, targets, comparison)
+    figures = [(caption, _png(fig)) for caption, fig in _figures(fit, targets, comparison)]
+    if fmt == "html":
+        _write_atomic(path, _html(title, sections, figures).encode("utf-8"))
+        return path
+    folder = path.with_name(f"{path.stem}_files")
+    folder.mkdir(exist_ok=True)
+    rel = []
+    for i, (caption, png) in enumerate(figures, 1):
+        _write_atomic(folder / f"figure_{i}.png", png)
+        rel.append((caption, f"{folder.name}/figure_{i}.png"))
+    _write_atomic(path, _markdown(title, sections, rel).encode("utf-8"))
+    return path
