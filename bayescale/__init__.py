@@ -37,6 +37,8 @@ _LAZY = {
     "BayescaleError": "bayescale.errors",
     "datasets": "bayescale.datasets",
     "plots": "bayescale.plots",
+    "fit_many": "bayescale.many",
+    "Job": "bayescale.many",
     "write_report": "bayescale.report",
 }
 

@@ -197,6 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("html", "md"), default=None, help="default: from the file name (.md or .html)")
     p.add_argument("--title", help="report title")
 
+    p = sub.add_parser("fit-many", help="fit many run files (or a JOBS.csv) at once, one process per core")
+    p.add_argument(
+        "inputs", nargs="+", help="run files or glob patterns, or one JOBS.csv with columns runs[,law,seed,out]"
+    )
+    p.add_argument("--out-dir", required=True, help="folder for the fits (<run file stem>.nc, or the out column)")
+    p.add_argument("--law", default=None, help="law for every job without its own (as for fit)")
+    p.add_argument("--workers", type=_positive_int, default=None, help="worker processes (default: one per core)")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    _add_columns(p)
+    _add_sampling(p)
+
     p = sub.add_parser("demo", help="fit the embedded demo ladder and predict a 70B model on 1.4T tokens")
     p.add_argument("--out-dir", default="bayescale-demo", help="folder for the demo's files (default ./bayescale-demo)")
     p.add_argument("--draws", type=_positive_int, default=1000)
@@ -374,6 +385,61 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fit_many(args: argparse.Namespace) -> int:
+    import glob
+
+    import pandas as pd
+
+    from bayescale.data import _read_table, load_runs
+    from bayescale.many import Job, fit_many, read_jobs
+
+    out_dir = Path(args.out_dir)
+    if not out_dir.is_dir():
+        raise BayescaleError(f"--out-dir '{out_dir}' does not exist; create it first")
+    paths = []
+    for pattern in args.inputs:
+        matches = sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
+        if not matches:
+            raise BayescaleError(f"no files match {pattern!r}")
+        paths += matches
+    first = Path(paths[0])
+    columns = {"n_col": args.n_col, "d_col": args.d_col, "c_col": args.c_col, "loss_col": args.loss_col, "k": args.k}
+    if len(paths) == 1 and first.exists() and "runs" in [str(c).strip() for c in _read_table(first).columns]:
+        specs = read_jobs(first)
+    else:
+        specs = [Job(runs=p, name=None) for p in paths]
+    options = _sampling_options(args)
+    options.pop("seed")  # --seed seeds the batch: each job gets its own seed from it (fit_many)
+    jobs, outs = [], []
+    for spec in specs:
+        runs = load_runs(spec.runs, **columns)  # bad input fails here, before any sampling
+        out = out_dir / (spec.name or f"{Path(spec.runs).stem}.nc")
+        if out in outs:
+            raise BayescaleError(f"two jobs would write {out}; give each an 'out' name")
+        outs.append(out)
+        jobs.append(Job(runs=runs, law=spec.law or args.law, options={**options, **spec.options}, name=str(spec.runs)))
+    log.info("fit-many: %d jobs on %s workers", len(jobs), args.workers or "all")
+    results = fit_many(jobs, max_workers=args.workers, seed=args.seed)
+    rows = []
+    for job, out, result in zip(jobs, outs, results, strict=True):
+        result.save(out)
+        d = result.diagnostics
+        rows.append(
+            {
+                "runs": job.name,
+                "law": result.law.name,
+                "n_runs": len(result.runs),
+                "out": str(out),
+                "seed": result.seed,
+                "max_rhat": d.max_rhat,
+                "min_ess": min(d.min_ess_bulk, d.min_ess_tail),
+                "divergences": d.divergences,
+            }
+        )
+    sys.stdout.write(render(pd.DataFrame(rows), args.format))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from bayescale.datasets import load_demo
     from bayescale.sampling import fit
@@ -407,6 +473,7 @@ COMMANDS = {
     "backtest": _cmd_backtest,
     "compare": _cmd_compare,
     "report": _cmd_report,
+    "fit-many": _cmd_fit_many,
     "demo": _cmd_demo,
 }
 

@@ -35,7 +35,8 @@ _STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2em auto;
        padding: 0 1em; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 1.6em; }
-table { border-collapse: collapse; font-size: .85em; margin: .6em 0; }
+table { border-collapse: collapse; font-size: .85em; margin: .6em 0; display: block; overflow-x: auto;
+        max-width: 100%; }
 th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; } th { background: #f3f3f3; }
 td:first-child, th:first-child { text-align: left; }
 .ok { color: #1e7b34; font-weight: bold; } .bad { color: #b03a2e; font-weight: bold; }
