@@ -71,11 +71,12 @@ def fit_one(log_N: np.ndarray, log_D: np.ndarray, log_L: np.ndarray, starts: np.
     return best
 
 
-def fit_recipe(N: np.ndarray, D: np.ndarray, L: np.ndarray, n_boot: int = 200, seed: int = 0):
-    """Full-data fit and ``n_boot`` bootstrap refits; returns (theta, boot_thetas, boot_residuals)."""
+def fit_recipe(N: np.ndarray, D: np.ndarray, L: np.ndarray, n_boot: int = 200, seed: int = 0, n_starts: int = N_STARTS):
+    """Full-data fit from the ``n_starts`` best grid points (all 4,500 with ``len(GRID)``) and ``n_boot``
+    bootstrap refits; returns (theta, boot_thetas, boot_residuals)."""
     log_N, log_D, log_L = np.log(N), np.log(D), np.log(L)
     grid_obj = np.sum(huber(log_pred(GRID, log_N, log_D) - log_L[None, :]), axis=1)
-    starts = GRID[np.argsort(grid_obj)[:N_STARTS]]
+    starts = GRID[np.argsort(grid_obj)[:n_starts]]
     theta = fit_one(log_N, log_D, log_L, starts)
     rng = np.random.default_rng(seed)
     boots, resid = [], []

@@ -1,0 +1,128 @@
+"""Fit speed: the package's default CLI fit against the Hoffmann/Epoch recipe, in the same run.
+
+Usage: python benchmarks/fit_speed.py [--boot 4000] [--sizes 245,1000,10000] [--skip-recipe]
+
+1. The 245 Chinchilla runs (../shared/data/chinchilla_epoch.csv):
+   - recipe: Huber (delta 1e-3) on log L, L-BFGS-B from all 4,500 grid starts (a, b in {0..25 step 5},
+     e in {-1..1 step 0.5}, alpha, beta in {0..2 step 0.5}), then --boot bootstrap refits (each from the
+     full-data optimum: the one shortcut, stated);
+   - bayescale fit (CLI, process start included): the default (law + discrepancy + calibration) and
+     the law alone (--no-discrepancy --no-calibrate); 4 chains x 1000 draws; min bulk ESS of the law's
+     parameters and ESS per second of wall time.
+2. bayescale predict of 10,000 points from the saved default fit (CLI, process start included).
+3. Cost growth: synthetic ladders from a known Chinchilla law with --sizes runs, default CLI fit:
+   wall time and max R-hat.
+Prints one table; every time is wall-clock on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import recipe
+
+import bayescale as bs
+from bayescale.datasets.simulate import simulate_runs
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "chinchilla_epoch.csv"
+CLI = [str(Path(sys.executable).with_name("bayescale"))]
+CHINCHILLA_COLUMNS = ["--n-col", "Model Size", "--c-col", "Training FLOP", "--loss-col", "loss"]
+LAW = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}
+
+
+def _run(args: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(CLI + args, check=True, capture_output=True, text=True)
+    return time.perf_counter() - start
+
+
+def _ess(path: Path) -> tuple[float, float]:
+    fit = bs.load(path)
+    law = fit.summary().set_index("parameter").loc[list(fit.law.natural_params)]
+    return float(law["ess_bulk"].min()), float(fit.diagnostics.max_rhat)
+
+
+def _synthetic(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    N = np.exp(rng.uniform(np.log(5e7), np.log(2e10), n))
+    D = N * np.exp(rng.uniform(np.log(2), np.log(200), n))
+    return simulate_runs(pd.DataFrame({"N": N, "D": D}), LAW, sigma=0.01, seed=seed)[["N", "D", "loss"]]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--boot", type=int, default=4000)
+    ap.add_argument("--sizes", default="245,1000,10000")
+    ap.add_argument("--skip-recipe", action="store_true")
+    a = ap.parse_args()
+    rows = []
+    work = Path(tempfile.mkdtemp(prefix="bayescale-speed-"))
+    runs = bs.load_runs(DATA, n_col="Model Size", c_col="Training FLOP", loss_col="loss")
+    N, D, L = runs.values("N"), runs.values("D"), runs.loss
+
+    if not a.skip_recipe:
+        start = time.perf_counter()
+        recipe.fit_recipe(N, D, L, n_boot=a.boot, seed=0, n_starts=len(recipe.GRID))
+        t_recipe = time.perf_counter() - start
+        rows.append({"job": f"recipe: 4,500 starts + {a.boot} bootstrap refits", "wall_s": t_recipe})
+        print(f"recipe: {t_recipe:.1f} s", file=sys.stderr)
+    else:
+        t_recipe = float("nan")
+
+    for label, extra in (("default", []), ("law only", ["--no-discrepancy", "--no-calibrate"])):
+        out = work / f"chinchilla_{label.replace(' ', '_')}.nc"
+        wall = _run(["fit", str(DATA), "--out", str(out), "--seed", "1", *CHINCHILLA_COLUMNS, *extra])
+        ess, rhat = _ess(out)
+        rows.append(
+            {
+                "job": f"bayescale fit, 245 runs, {label} (CLI)",
+                "wall_s": wall,
+                "min_bulk_ess": ess,
+                "ess_per_s": ess / wall,
+                "max_rhat": rhat,
+                "vs_recipe": wall / t_recipe,
+            }
+        )
+        print(f"bayescale {label}: {wall:.1f} s, min ESS {ess:.0f}", file=sys.stderr)
+
+    points = work / "points.csv"
+    pd.DataFrame({"N": np.geomspace(1e8, 1e11, 10_000), "D": 20 * np.geomspace(1e8, 1e11, 10_000)}).to_csv(
+        points, index=False
+    )
+    wall = _run(["predict", str(work / "chinchilla_default.nc"), "--points", str(points), "--format", "csv"])
+    rows.append({"job": "bayescale predict, 10,000 points from the saved default fit (CLI)", "wall_s": wall})
+
+    for n in (int(s) for s in a.sizes.split(",")):
+        csv = work / f"synthetic_{n}.csv"
+        _synthetic(n, seed=n).to_csv(csv, index=False)
+        out = work / f"synthetic_{n}.nc"
+        wall = _run(["fit", str(csv), "--out", str(out), "--seed", "1"])
+        ess, rhat = _ess(out)
+        rows.append(
+            {
+                "job": f"bayescale fit, {n} synthetic runs, default (CLI)",
+                "wall_s": wall,
+                "min_bulk_ess": ess,
+                "ess_per_s": ess / wall,
+                "max_rhat": rhat,
+            }
+        )
+        print(f"{n} runs: {wall:.1f} s, max R-hat {rhat:.3f}", file=sys.stderr)
+
+    table = pd.DataFrame(rows)
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3g}".format):
+        print(table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
