@@ -19,6 +19,7 @@ import numpy as np
 
 from bayescale.errors import BayescaleError
 from bayescale.laws import Law
+from bayescale.predict import as_columns
 
 #: Search range of log N (100 parameters to 1e17) and log D (1 to 1e30 tokens).
 LOG_N_RANGE = (np.log(1e2), np.log(1e17))
@@ -57,13 +58,9 @@ def check_budgets(compute: object, name: str = "compute") -> np.ndarray:
     return arr
 
 
-def _col(p: Draws) -> dict[str, np.ndarray]:
-    return {k: (np.asarray(v)[:, None] if np.ndim(v) else v) for k, v in p.items()}
-
-
 def log_loss_at(law: Law, draws: Draws, ref: Mapping[str, float], log_N: np.ndarray, log_D: np.ndarray) -> np.ndarray:
     """Log expected loss per draw (rows) at log N, log D of shape (S, G)."""
-    return law.log_loss(_col(draws), {"N": log_N, "D": log_D}, ref, np)
+    return law.log_loss(as_columns(draws), {"N": log_N, "D": log_D}, ref, np)
 
 
 def minimise(
@@ -315,3 +312,19 @@ def optimal_table(
                 row.update(_stats_columns(f"inf_aware_{q}", ia[q], interval))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def probability(draws: Draws, quantity: str, *, above: float | None = None, below: float | None = None) -> float:
+    """Share of ``draws[quantity]`` above (or below) a value: a posterior probability.
+
+    Raises
+    ------
+    ValueError
+        For an unknown quantity, or unless exactly one of ``above`` and ``below`` is given.
+    """
+    if quantity not in draws:
+        raise ValueError(f"unknown quantity {quantity!r}; choose one of {', '.join(draws)}")
+    if (above is None) == (below is None):
+        raise ValueError("give exactly one of above= or below=")
+    x = draws[quantity]
+    return float(np.mean(x > above) if above is not None else np.mean(x < below))

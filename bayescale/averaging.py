@@ -11,7 +11,7 @@ seeded noise). A fit with weight 1 therefore gives its own predictions unchanged
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale.errors import BayescaleError
-from bayescale.predict import interval_columns, log_draws
+from bayescale.predict import draws_table, log_draws
 from bayescale.result import ScalingFit
 from bayescale.stats import check_interval
 
@@ -81,33 +81,21 @@ class AveragedFit:
 
     def predict(self, N: object = None, D: object = None, C: object = None, interval: float = 0.9) -> pd.DataFrame:
         """Model-averaged predictive loss of new runs; columns as :meth:`ScalingFit.predict`."""
-        from bayescale.errors import PredictionError
-
-        if not 0 < interval < 1:
-            raise PredictionError(f"interval must be between 0 and 1 (e.g. 0.9), got {interval}")
-        streams, points = {}, None
-        for name, idx in self._indices.items():
+        streams, points = [], None
+        for name in self._indices:
             f = self.fits[name]
             pts, rng = f._points_and_rng(N, D, C)
             points = pts if points is None else points
-            draws = log_draws(f.law, f._sampled(), f.reference, pts, rng, f.discrepancy, f._scale_draws(pts))
-            streams[name] = (idx, draws)
-        columns: dict[str, list[np.ndarray]] = {}
-        while True:
-            chunks = [(idx, next(gen, None)) for idx, gen in streams.values()]
-            if chunks[0][1] is None:
-                break
-            log_law = np.concatenate([c[0][idx] for idx, c in chunks])
-            log_new = np.concatenate([c[1][idx] for idx, c in chunks])
-            with np.errstate(over="ignore"):
-                new, law = np.exp(log_new), np.exp(log_law)
-            parts = {**interval_columns(new, interval, ""), **interval_columns(law, interval, "expected_")}
-            for col, values in parts.items():
-                columns.setdefault(col, []).append(values)
-        table = pd.DataFrame({x: points[x] for x in ("N", "D", "C")})
-        for col, values in columns.items():
-            table[col] = np.concatenate(values)
-        return table
+            streams.append(log_draws(f.law, f._sampled(), f.reference, pts, rng, f.discrepancy, f._scale_draws(pts)))
+        return draws_table(self._mix(streams), points, interval)
+
+    def _mix(self, streams: list) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Chunk by chunk, each fit's share of its ``(log_law, log_new)`` draws (fits chunk points alike)."""
+        indices = list(self._indices.values())
+        for parts in zip(*streams, strict=True):
+            log_law = np.concatenate([law[idx] for idx, (law, _) in zip(indices, parts, strict=True)])
+            log_new = np.concatenate([new[idx] for idx, (_, new) in zip(indices, parts, strict=True)])
+            yield log_law, log_new
 
     def allocation_draws(self, compute: float | None = None) -> dict[str, np.ndarray]:
         """Mixture draws of ``N_opt, D_opt, tokens_per_param, loss_opt, a, b`` at one budget."""
@@ -137,13 +125,9 @@ class AveragedFit:
         self, quantity: str, *, above: float | None = None, below: float | None = None, compute: float | None = None
     ) -> float:
         """Model-averaged probability that an allocation quantity exceeds (or falls below) a value."""
-        draws = self.allocation_draws(compute)
-        if quantity not in draws:
-            raise ValueError(f"unknown quantity {quantity!r}; choose one of {', '.join(draws)}")
-        if (above is None) == (below is None):
-            raise ValueError("give exactly one of above= or below=")
-        x = draws[quantity]
-        return float(np.mean(x > above) if above is not None else np.mean(x < below))
+        from bayescale.allocation import probability
+
+        return probability(self.allocation_draws(compute), quantity, above=above, below=below)
 
     def __repr__(self) -> str:
         w = ", ".join(f"{n} {w:.2f}" for n, w in self.weights.items())

@@ -175,6 +175,7 @@ def lfo_pointwise(
 
     from bayescale.backtesting import holdout_top_compute
     from bayescale.diagnostics import DiagnosticsWarning
+    from bayescale.predict import as_columns, law_log_loss
     from bayescale.sampling import fit
 
     runs = fitted.runs
@@ -188,10 +189,8 @@ def lfo_pointwise(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticsWarning)  # its scores are what is used; the full fit is checked
         sub = fit(train, law=fitted.law, priors=fitted.priors, discrepancy=False, calibrate=False, **fit_kwargs)
-    params = sub._sampled()
-    logx = {x: np.log(test.values(x))[None, :] for x in sub.law.inputs}
-    p = {k: np.asarray(v)[:, None] for k, v in params.items()}
-    mu = sub.law.log_loss(p, logx, sub.reference, np)
+    p = as_columns(sub._sampled())
+    mu = law_log_loss(sub.law, p, sub.reference, {x: test.values(x) for x in sub.law.inputs})
     logp = student_t.logpdf(np.log(test.loss)[None, :], df=p["nu"], loc=mu, scale=p["sigma"])
     return logsumexp(logp, axis=0) - np.log(logp.shape[0]), held
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bayescale.errors import BayescaleError
+from bayescale.predict import law_log_loss
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -112,7 +113,7 @@ def plot_loss(
         ax.fill_between(
             xs, p["lower"], p["upper"], color=_BAND, alpha=_band_alpha(level), lw=0, label=f"{level:.0%} band"
         )
-    ax.plot(xs, fit.predict(**pts)["median"], color=_BAND, lw=2, label="posterior median")
+    ax.plot(xs, p["median"], color=_BAND, lw=2, label="posterior median")  # the same for every interval
     ax.scatter(runs.values(x), runs.loss, s=12, color=_RUNS, zorder=3, label=f"runs ({len(runs)})")
     if target is not None:
         t = fit.predict(N=target[0], D=target[1], interval=max(intervals)).iloc[0]
@@ -469,7 +470,7 @@ def plot_residuals(fit: ScalingFit) -> Figure:
     pts = {x: runs.values(x) for x in runs.inputs}
     fitted = fit.predict(**pts)
     med = fitted["expected_median"].to_numpy()
-    law_only = np.median(_law_log_draws(fit), axis=0)
+    law_only = np.median(law_log_loss(fit.law, fit._sampled(), fit.reference, pts), axis=0)
     resid = np.log(runs.loss) - law_only
     fig, axes = _figure(1, 2, size=(5.2, 4.0))
     for ax, xv, label, logx in (
@@ -486,11 +487,3 @@ def plot_residuals(fit: ScalingFit) -> Figure:
         ax.legend(fontsize=7)
     fig.suptitle(f"{fit.law.name}: residuals (structure here is what the discrepancy term absorbs)")
     return fig
-
-
-def _law_log_draws(fit: ScalingFit) -> np.ndarray:
-    """The law's expected log loss at the runs, per draw (S, n), without discrepancy."""
-    runs = fit.runs
-    params = {k: np.asarray(v, dtype=float)[:, None] if np.ndim(v) else v for k, v in fit._sampled().items()}
-    logx = {x: np.log(runs.values(x))[None, :] for x in fit.law.inputs}
-    return fit.law.log_loss(params, logx, fit.reference, np)

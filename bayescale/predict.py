@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -80,6 +80,22 @@ def interval_columns(draws: np.ndarray, interval: float, prefix: str) -> dict[st
     return {f"{prefix}{k}": v for k, v in interval_stats(draws, interval).items()}
 
 
+def as_columns(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Flat draws (S,) as columns (S, 1), ready to broadcast against points; numbers and columns pass through."""
+    return {k: np.asarray(v, dtype=float)[:, None] if np.ndim(v) == 1 else v for k, v in params.items()}
+
+
+def law_log_loss(
+    law: Law, params: Mapping[str, np.ndarray], ref: Mapping[str, float], points: Mapping[str, np.ndarray]
+) -> np.ndarray:
+    """The law's expected log loss per draw and point (S, n), without discrepancy or noise.
+
+    ``params`` are flat draws (S,) or already columns (:func:`as_columns`).
+    """
+    logx = {x: np.log(np.asarray(points[x], dtype=float))[None, :] for x in law.inputs}
+    return law.log_loss(as_columns(params), logx, ref, np)
+
+
 def log_draws(
     law: Law,
     params: Mapping[str, np.ndarray],
@@ -102,13 +118,12 @@ def log_draws(
         The expected log loss (law plus discrepancy) and a new run's log loss (observation
         noise added), for consecutive chunks of :data:`CHUNK` points.
     """
-    p = {k: np.asarray(v, dtype=float)[:, None] if np.ndim(v) else v for k, v in params.items()}
-    noise = p if discrepancy is None else {k: np.asarray(v, dtype=float)[:, None] for k, v in discrepancy.noise.items()}
+    p = as_columns(params)
+    noise = p if discrepancy is None else as_columns(discrepancy.noise)
     n = len(points["N"])
     for start in range(0, n, CHUNK):
         sl = slice(start, start + CHUNK)
-        logx = {x: np.log(points[x][sl])[None, :] for x in law.inputs}
-        mu = law.log_loss(p, logx, ref, np)
+        mu = law_log_loss(law, p, ref, {x: points[x][sl] for x in law.inputs})
         if discrepancy is not None:
             mu = mu + discrepancy.delta({x: points[x][sl] for x in points}, rng)
         new = mu + noise["sigma"] * rng.standard_t(noise["nu"], size=mu.shape)
@@ -154,10 +169,20 @@ def predict_table(
         and ``expected_median, expected_mean, expected_lower, expected_upper`` for the
         expected loss (law plus discrepancy).
     """
+    return draws_table(log_draws(law, params, ref, points, rng, discrepancy, scale), points, interval)
+
+
+def draws_table(
+    chunks: Iterable[tuple[np.ndarray, np.ndarray]], points: Mapping[str, np.ndarray], interval: float
+) -> pd.DataFrame:
+    """The prediction table from chunks of ``(log_law, log_new)`` draws (as :func:`log_draws` yields).
+
+    Columns as :func:`predict_table`; a mixture of several fits' draws is summarised alike.
+    """
     if not 0 < interval < 1:
         raise PredictionError(f"interval must be between 0 and 1 (e.g. 0.9), got {interval}")
     columns: dict[str, list[np.ndarray]] = {}
-    for log_law, log_new in log_draws(law, params, ref, points, rng, discrepancy, scale):
+    for log_law, log_new in chunks:
         with np.errstate(over="ignore"):  # far tails of heavy-tailed noise overflow to inf: quantiles are unaffected
             draws_new, draws_law = np.exp(log_new), np.exp(log_law)
         for name, col in {

@@ -367,13 +367,9 @@ class ScalingFit:
         Examples: ``fit.probability("tokens_per_param", above=20, compute=5.88e23)``,
         ``fit.probability("a", above=0.6)``.
         """
-        draws = self.allocation_draws(compute)
-        if quantity not in draws:
-            raise ValueError(f"unknown quantity {quantity!r}; choose one of {', '.join(draws)}")
-        if (above is None) == (below is None):
-            raise ValueError("give exactly one of above= or below=")
-        x = draws[quantity]
-        return float(np.mean(x > above) if above is not None else np.mean(x < below))
+        from bayescale.allocation import probability
+
+        return probability(self.allocation_draws(compute), quantity, above=above, below=below)
 
     # --- persistence -------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -264,9 +264,9 @@ def _fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping
     updated (a cut posterior, see :mod:`bayescale.discrepancy`).
     """
     from bayescale import discrepancy
+    from bayescale.predict import law_log_loss
 
-    params = {k: np.asarray(v)[:, None] for k, v in result._sampled().items()}
-    log_law = law.log_loss(params, {x: runs.log(x)[None, :] for x in law.inputs}, result.reference, np)
+    log_law = law_log_loss(law, result._sampled(), result.reference, {x: runs.values(x) for x in law.inputs})
     residuals = np.log(runs.loss) - np.median(log_law, axis=0)
     domain = discrepancy.Domain.of_runs(runs, law.inputs)
     model = discrepancy.build_model(residuals, domain.log_inputs(runs.table), domain, discrepancy.default_priors())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import xarray as xr
@@ -12,6 +13,25 @@ from bayescale.errors import FitFileError
 
 #: Root attribute that marks a file as a bayescale fit.
 MARKER = "bayescale_version"
+
+
+def replace_atomic(path: str | Path, write: Callable[[str], object]) -> Path:
+    """Have ``write(tmp)`` write a temporary file in ``path``'s folder, then rename it to ``path``.
+
+    A failure at any point leaves an existing file at ``path`` untouched. The caller checks
+    that the folder exists (and says so in its own words).
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def write_atomic(tree: xr.DataTree, path: str | Path) -> Path:
@@ -23,15 +43,7 @@ def write_atomic(tree: xr.DataTree, path: str | Path) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise FitFileError(f"cannot save to '{path}': folder '{folder}' does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        tree.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return replace_atomic(path, lambda tmp: tree.to_netcdf(tmp, engine="h5netcdf"))
 
 
 def read_tree(path: str | Path) -> xr.DataTree:
