@@ -28,11 +28,13 @@ is the model's own (scale 1, discrepancy included), neither narrowed nor widened
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from bayescale.data import INPUTS, Runs
+from bayescale.stats import quantiles_along
 
 #: Share of runs (top by compute) held out for the calibration re-fit.
 HOLDOUT = 0.2
@@ -132,16 +134,37 @@ def untested(runs: Runs, points: Mapping[str, np.ndarray], reach: Mapping[str, f
     return out
 
 
-def point_scales(draws: np.ndarray, untested_points: np.ndarray) -> np.ndarray:
-    """Scale per draw and point (S, n): the draws, and 1 where the split did not test."""
-    s = np.asarray(draws, dtype=float)[:, None]
-    return np.where(np.asarray(untested_points)[None, :], 1.0, s)
+@dataclass(frozen=True)
+class PointScales:
+    """Band scales per draw and point, stored as the draws (S,) and the untested points (n,).
+
+    The (n, S) array is built chunk by chunk (:meth:`at`), never whole.
+    """
+
+    draws: np.ndarray
+    untested: np.ndarray
+
+    def at(self, points: slice = slice(None)) -> np.ndarray:
+        """Scales (n, S) for the ``points`` slice: the draws, and 1 where the split did not test."""
+        return np.where(self.untested[points, None], 1.0, self.draws[None, :])
 
 
-def rescale(log_draws: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
-    """Scale draws (S, n) about their per-point median by ``scale``: a number, one per draw (S,), or (S, n)."""
+def point_scales(draws: np.ndarray, untested_points: np.ndarray) -> PointScales:
+    """Scale per draw and point: the draws, and 1 where the split did not test."""
+    return PointScales(np.asarray(draws, dtype=float), np.asarray(untested_points, dtype=bool))
+
+
+def rescale(log_draws: np.ndarray, scale: float | np.ndarray, axis: int = 0) -> np.ndarray:
+    """Scale draws about their per-point median by ``scale``.
+
+    ``log_draws`` holds draws along ``axis`` (0: (S, n); 1: (n, S)); ``scale`` is a number,
+    one per draw (S,), or one per draw and point (the shape of ``log_draws``; see
+    :meth:`PointScales.at` for the (n, S) layout).
+    """
     scale = np.asarray(scale, dtype=float)
     if np.all(scale == 1.0):
         return log_draws
-    med = np.median(log_draws, axis=0, keepdims=True)
-    return med + (scale if scale.ndim == 2 else scale.reshape(-1, 1)) * (log_draws - med)
+    med = np.expand_dims(quantiles_along(log_draws, [0.5], axis=axis)[0], axis)
+    if scale.ndim == 1:
+        scale = scale.reshape(-1, 1) if axis == 0 else scale.reshape(1, -1)
+    return med + scale.astype(log_draws.dtype) * (log_draws - med)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -193,20 +194,48 @@ def build_model(residuals: np.ndarray, X: np.ndarray, domain: Domain, priors: Ma
     return model
 
 
-def draws_at(domain: Domain, params: Mapping[str, np.ndarray], X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Posterior draws of the discrepancy at log inputs ``X``: shape (S, n).
+def basis_weights(domain: Domain, params: Mapping[str, np.ndarray], dtype: type = np.float32) -> dict[str, np.ndarray]:
+    """Per-draw weights of the basis functions, computed once for any number of points.
+
+    Returns ``coef`` (K, S), the basis coefficients ``sqrt(S(w)) z``; ``var`` (K, S), the
+    spectral densities ``S(w)`` (each basis function's share of the unit prior variance);
+    and ``eta`` (1, S).
+    """
+    sqrt_spd = np.exp(0.5 * log_spectral_density(np.asarray(params["ls"], dtype=float), domain.frequencies(), np))
+    return {
+        "coef": np.ascontiguousarray((sqrt_spd * params["z"]).T, dtype=dtype),
+        "var": np.ascontiguousarray((sqrt_spd**2).T, dtype=dtype),
+        "eta": np.asarray(params["eta"], dtype=dtype)[None, :],
+    }
+
+
+def draws_at(
+    domain: Domain,
+    params: Mapping[str, np.ndarray],
+    X: np.ndarray,
+    top_up: np.random.Generator | np.ndarray,
+    dtype: type = np.float32,
+    weights: Mapping[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Posterior draws of the discrepancy at log inputs ``X``: shape (S, n), of ``dtype``.
 
     ``params`` holds flat draws ``eta`` (S,), ``ls`` (S, d) and ``z`` (S, K). The variance the
-    truncated basis misses is topped up with independent normal noise, so that far from the
-    runs the draws are Normal(0, eta^2).
+    truncated basis misses is topped up with normal deviates, so that far from the runs the
+    draws are Normal(0, eta^2): independent ones from a generator ``top_up``, or, given an
+    array (S,) of standard normal deviates, one per draw shared by all points (common
+    random numbers: the same marginal distribution at every point). ``weights`` are
+    :func:`basis_weights` of ``params``, when already computed.
     """
-    phi = domain.basis(X)  # (n, K)
-    eta = np.asarray(params["eta"], dtype=float)[:, None]
-    sqrt_spd = np.exp(0.5 * log_spectral_density(np.asarray(params["ls"], dtype=float), domain.frequencies(), np))
-    mean = (sqrt_spd * params["z"]) @ phi.T  # (S, n)
-    covered = (sqrt_spd**2) @ (phi.T**2)  # the basis' share of the unit prior variance
+    w = basis_weights(domain, params, dtype) if weights is None else weights
+    phi = domain.basis(X).astype(dtype)  # (n, K)
+    mean = phi @ w["coef"]  # (n, S): point by point
+    covered = (phi**2) @ w["var"]  # the basis' share of the unit prior variance
     missing = np.sqrt(np.clip(1.0 - covered, 0.0, None))
-    return eta * (mean + missing * rng.standard_normal(mean.shape))
+    if isinstance(top_up, np.random.Generator):
+        deviates = top_up.standard_normal(mean.shape, dtype=dtype)
+    else:
+        deviates = np.asarray(top_up, dtype=dtype)[None, :]
+    return (w["eta"] * (mean + missing * deviates)).T
 
 
 @dataclass(frozen=True)
@@ -223,9 +252,14 @@ class Fitted:
     domain: Domain
     params: Mapping[str, np.ndarray]
 
-    def delta(self, points: Mapping[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
-        """Draws (S, n) of the discrepancy at ``points`` (arrays of N, D, C)."""
-        return draws_at(self.domain, self.params, self.domain.log_inputs(points), rng)
+    def delta(self, points: Mapping[str, np.ndarray], top_up: np.random.Generator | np.ndarray) -> np.ndarray:
+        """Draws (S, n) of the discrepancy at ``points`` (arrays of N, D, C); ``top_up`` as :func:`draws_at`."""
+        return draws_at(self.domain, self.params, self.domain.log_inputs(points), top_up, weights=self._weights)
+
+    @cached_property
+    def _weights(self) -> dict[str, np.ndarray]:
+        """:func:`basis_weights` of the draws, computed on first use."""
+        return basis_weights(self.domain, self.params)
 
     @property
     def noise(self) -> dict[str, np.ndarray]:

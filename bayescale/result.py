@@ -26,6 +26,7 @@ from bayescale.priors import Prior, priors_from_json
 from bayescale.stats import check_interval, interval_stats
 
 if TYPE_CHECKING:
+    from bayescale.calibration import PointScales
     from bayescale.discrepancy import Fitted
 
 SUMMARY_COLUMNS = ["parameter", "mean", "median", "sd", "lower", "upper", "r_hat", "ess_bulk", "ess_tail"]
@@ -192,8 +193,8 @@ class ScalingFit:
         """Posterior median of the band scale (:mod:`bayescale.calibration`; 1 if not calibrated)."""
         return float(self.tree.attrs.get("band_scale", 1.0))
 
-    def _scale_draws(self, points: dict[str, np.ndarray]) -> np.ndarray | float:
-        """Band scale per posterior draw and point (S, n), seeded from the fit (1 if not calibrated).
+    def _scale_draws(self, points: dict[str, np.ndarray]) -> PointScales | float:
+        """Band scale per posterior draw and point, seeded from the fit (1 if not calibrated).
 
         Draws of the scale's posterior; 1 at points beyond what the calibration split
         tested (:func:`bayescale.calibration.untested`).

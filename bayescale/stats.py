@@ -19,6 +19,45 @@ def interval_stats(draws: np.ndarray, interval: float, axis: int = 0) -> dict[st
     return {"median": med, "mean": mean, "lower": lo, "upper": hi}
 
 
+def quantiles_along(x: np.ndarray, q: list[float], axis: int = -1) -> np.ndarray:
+    """Quantiles ``q`` of ``x`` along ``axis`` by sorting, one row per quantile.
+
+    NumPy's vectorised sort is several times faster than the partition behind
+    ``np.quantile`` on draws of floats, and one sort serves every quantile. The result
+    equals ``np.quantile(x, q, axis)`` (linear interpolation) when ``x`` is finite, and the
+    inverted-CDF rule otherwise (a bound is infinite only when that share of draws is).
+    """
+    srt = np.sort(x, axis=axis)
+    n = srt.shape[axis]
+    finite = bool(np.isfinite(srt).all())
+    rows = []
+    for p in q:
+        if finite:
+            h = (n - 1) * p
+            lo = int(np.floor(h))
+            hi = min(lo + 1, n - 1)
+            a, b = np.take(srt, lo, axis=axis), np.take(srt, hi, axis=axis)
+            rows.append(a + (h - lo) * (b - a))
+        else:
+            rows.append(np.take(srt, min(max(int(np.ceil(n * p)) - 1, 0), n - 1), axis=axis))
+    return np.stack(rows)
+
+
+def log_interval_stats(log_draws: np.ndarray, interval: float) -> dict[str, np.ndarray]:
+    """:func:`interval_stats` of ``exp(log_draws)`` over draws (axis 0 of an (S, n) array).
+
+    The quantiles are those of the log draws, exponentiated (exp is monotone: the same
+    draws bound the interval), taken along contiguous memory; only the mean needs the
+    exponential of every draw.
+    """
+    by_point = np.ascontiguousarray(np.asarray(log_draws).T)
+    q = [(1 - interval) / 2, 0.5, (1 + interval) / 2]
+    lo, med, hi = np.exp(quantiles_along(by_point, q, axis=1).astype(float))
+    with np.errstate(over="ignore", invalid="ignore"):  # astronomically large draws give an infinite mean
+        mean = np.exp(by_point).mean(axis=1, dtype=np.float64)
+    return {"median": med, "mean": mean, "lower": lo, "upper": hi}
+
+
 def check_interval(interval: float) -> float:
     """Return ``interval`` if it lies in (0, 1), else raise ValueError with the fix."""
     if not 0 < interval < 1:

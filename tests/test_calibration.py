@@ -74,7 +74,8 @@ def test_band_scale_changes_width_not_median(real_fit, monkeypatch):
     base = real_fit.predict(N=7e10, D=1.4e12).iloc[0]
     monkeypatch.setattr(type(real_fit), "_scale_draws", lambda self, points: 2.0)
     wide = real_fit.predict(N=7e10, D=1.4e12).iloc[0]
-    assert wide["median"] == pytest.approx(base["median"], rel=1e-8)  # even draw count: mid-point of two
+    # even draw count: mid-point of two; float32 draws: equal to their precision (6e-8)
+    assert wide["median"] == pytest.approx(base["median"], rel=1e-6)
     assert np.log(wide["upper"] / wide["median"]) == pytest.approx(2 * np.log(base["upper"] / base["median"]), rel=1e-3)
 
 
@@ -118,7 +119,8 @@ def test_untested_flags_points_beyond_the_reach_in_any_input():
 def test_point_scales_leave_untested_points_at_one():
     draws = np.array([0.5, 1.5])
     out = cal.point_scales(draws, np.array([False, True]))
-    np.testing.assert_array_equal(out, [[0.5, 1.0], [1.5, 1.0]])
+    np.testing.assert_array_equal(out.at(), [[0.5, 1.5], [1.0, 1.0]])  # (points, draws)
+    np.testing.assert_array_equal(out.at(slice(1, 2)), [[1.0, 1.0]])
 
 
 def test_fit_stores_the_reach_and_predict_leaves_the_scale_at_one_beyond_it(mock_sampler, demo_runs):
@@ -131,5 +133,5 @@ def test_fit_stores_the_reach_and_predict_leaves_the_scale_at_one_beyond_it(mock
     assert set(reach) == {"N", "D", "C"} and all(v >= 0 for v in reach.values())
     far = {"N": np.array([1e3 * demo_runs.values("N").max()]), "D": np.array([demo_runs.values("D").max()])}
     far["C"] = 6 * far["N"] * far["D"]
-    scales = result._scale_draws(far)
-    assert scales.shape == (len(result.draws("sigma")), 1) and (scales == 1.0).all()
+    scales = result._scale_draws(far).at()
+    assert scales.shape == (1, len(result.draws("sigma"))) and (scales == 1.0).all()

@@ -41,7 +41,7 @@ def test_predict_columns_and_consistency(real_fit):
     law_only = predict_table(
         real_fit.law, real_fit._sampled(), real_fit.reference, points, 0.9, np.random.default_rng(0)
     )
-    assert law_only.loc[0, "expected_median"] == pytest.approx(np.median(law), rel=1e-9)
+    assert law_only.loc[0, "expected_median"] == pytest.approx(np.median(law), rel=1e-6)  # float32 draws
     # the demo ladder follows its law: the discrepancy moves the median by well under 1%
     assert pred.loc[0, "expected_median"] == pytest.approx(np.median(law), rel=0.01)
 

@@ -15,6 +15,26 @@ from bayescale.priors import Prior
 Array = Any  # a numpy array or a PyTensor variable
 
 
+def log_sum_exp(terms: list[Array], xp: Any) -> Array:
+    """log(sum(exp(t) for t in terms)), stable, for numpy and PyTensor alike.
+
+    PyTensor and float64 numpy get nested ``logaddexp`` (exact gradients; ``log1p``
+    accuracy, which the golden-section searches of :mod:`bayescale.allocation` need);
+    float32 numpy -- the draws of ``predict`` -- gets one max shift, several times faster.
+    Terms may be ``-inf`` (a zero irreducible loss) as long as one is finite.
+    """
+    if xp is not np or np.result_type(*terms) != np.float32:
+        out = terms[0]
+        for t in terms[1:]:
+            out = xp.logaddexp(out, t)
+        return out
+    m = terms[0]
+    for t in terms[1:]:
+        m = np.maximum(m, t)
+    total = sum(np.exp(t - m) for t in terms)
+    return m + np.log(total)
+
+
 def log_sigmoid(x: Array, xp: Any) -> Array:
     """log(1 / (1 + exp(-x))), stable for numpy and PyTensor alike."""
     return -xp.logaddexp(0.0, -x)

@@ -8,7 +8,15 @@ from typing import Any
 import numpy as np
 
 from bayescale.data import Runs
-from bayescale.laws._base import Array, Law, amplitude_prior, exponent_prior, irreducible_prior, log_E
+from bayescale.laws._base import (
+    Array,
+    Law,
+    amplitude_prior,
+    exponent_prior,
+    irreducible_prior,
+    log_E,
+    log_sum_exp,
+)
 from bayescale.priors import Prior
 
 
@@ -56,7 +64,7 @@ class Chinchilla(Law):
     def log_loss(self, p: Mapping[str, Array], logx: Mapping[str, Array], ref: Mapping[str, float], xp: Any) -> Array:
         n_term = p["log_A_ref"] - p["alpha"] * (logx["N"] - ref["N"])
         d_term = p["log_B_ref"] - p["beta"] * (logx["D"] - ref["D"])
-        return xp.logaddexp(log_E(p["E"], xp), xp.logaddexp(n_term, d_term))
+        return log_sum_exp([log_E(p["E"], xp), n_term, d_term], xp)
 
     def natural(self, p: Mapping[str, Array], ref: Mapping[str, float]) -> dict[str, np.ndarray]:
         return {

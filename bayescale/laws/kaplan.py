@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from bayescale.data import Runs
-from bayescale.laws._base import Array, Law, exponent_prior, log_sigmoid
+from bayescale.laws._base import Array, Law, exponent_prior, log_sigmoid, log_sum_exp
 from bayescale.priors import Prior
 
 
@@ -57,7 +57,7 @@ class Kaplan(Law):
     def log_loss(self, p: Mapping[str, Array], logx: Mapping[str, Array], ref: Mapping[str, float], xp: Any) -> Array:
         u_N, u_D = self._log_brackets(p, xp)
         ratio = p["alpha_N"] / p["alpha_D"]
-        inner = xp.logaddexp(u_N - ratio * (logx["N"] - ref["N"]), u_D - (logx["D"] - ref["D"]))
+        inner = log_sum_exp([u_N - ratio * (logx["N"] - ref["N"]), u_D - (logx["D"] - ref["D"])], xp)
         return p["alpha_D"] * inner
 
     def natural(self, p: Mapping[str, Array], ref: Mapping[str, float]) -> dict[str, np.ndarray]:

@@ -13,7 +13,15 @@ import numpy as np
 
 from bayescale.data import Runs
 from bayescale.errors import LawError
-from bayescale.laws._base import Array, Law, amplitude_prior, exponent_prior, irreducible_prior, log_E
+from bayescale.laws._base import (
+    Array,
+    Law,
+    amplitude_prior,
+    exponent_prior,
+    irreducible_prior,
+    log_E,
+    log_sum_exp,
+)
 from bayescale.priors import Prior
 
 
@@ -59,7 +67,7 @@ class Power(Law):
 
     def log_loss(self, p: Mapping[str, Array], logx: Mapping[str, Array], ref: Mapping[str, float], xp: Any) -> Array:
         term = p["log_T_ref"] - p["gamma"] * (logx[self.x] - ref[self.x])
-        return xp.logaddexp(log_E(p["E"], xp), term)
+        return log_sum_exp([log_E(p["E"], xp), term], xp)
 
     def natural(self, p: Mapping[str, Array], ref: Mapping[str, float]) -> dict[str, np.ndarray]:
         gamma = np.asarray(p["gamma"], dtype=float)
