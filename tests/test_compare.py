@@ -111,7 +111,9 @@ def test_average_mixes_the_fits(real_fit, mock_sampler):
     assert avg.weights == {"chinchilla": 0.5, "kaplan": 0.5}
     point = {"N": 7e10, "D": 1.4e12}
     med = [f.predict(**point)["median"].iloc[0] for f in fits.values()]
-    assert min(med) <= avg.predict(**point)["median"].iloc[0] <= max(med)
+    # a mixture's median lies between its components'; each component contributes half its
+    # draws here, whose median carries Monte Carlo error (~0.05% of the loss): allow 0.2%
+    assert min(med) * (1 - 2e-3) <= avg.predict(**point)["median"].iloc[0] <= max(med) * (1 + 2e-3)
     assert 0.0 <= avg.probability("tokens_per_param", above=20) <= 1.0
 
 
