@@ -1,0 +1,33 @@
+"""Predictive draws: stratified common random numbers for the new-run noise."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def test_stratified_uniforms_fill_every_stratum_once():
+    from bayescale.predict import stratified_uniforms
+
+    u = stratified_uniforms(1000, np.random.default_rng(3))
+    assert ((u > 0) & (u < 1)).all()
+    np.testing.assert_array_equal(np.sort(np.floor(u * 1000)), np.arange(1000))
+
+
+def test_new_run_noise_quantiles_are_exact_to_the_stratum():
+    """With the law's spread removed, a new run's band is the Student-t noise's, almost exactly."""
+    from scipy import stats
+
+    from bayescale.laws import get_law
+    from bayescale.predict import log_draws
+
+    law = get_law("power")
+    S = 4000
+    params = {"E": np.zeros(S), "gamma": np.full(S, 0.3), "log_T_ref": np.zeros(S), "sigma": np.full(S, 0.01)}
+    params["nu"] = np.full(S, 3.0)
+    points = {"N": np.array([1e9]), "D": np.array([2e10]), "C": np.array([1.2e20])}
+    ref = {x: 20.0 for x in ("N", "D", "C")}
+    for seed in range(3):
+        log_law, log_new = next(log_draws(law, params, ref, points, np.random.default_rng(seed)))
+        noise = (log_new - log_law)[:, 0]
+        q = np.quantile(noise, [0.05, 0.95])
+        np.testing.assert_allclose(q, 0.01 * stats.t.ppf([0.05, 0.95], 3.0), rtol=0.01)
