@@ -24,9 +24,9 @@ def log_sum_exp(terms: list[Array], xp: Any) -> Array:
     Terms may be ``-inf`` (a zero irreducible loss) as long as one is finite.
     """
     if xp is not np or np.result_type(*terms) != np.float32:
-        out = terms[0]
-        for t in terms[1:]:
-            out = xp.logaddexp(out, t)
+        out = terms[-1]
+        for t in reversed(terms[:-1]):  # logaddexp(t0, logaddexp(t1, t2)): the graph the laws always had
+            out = xp.logaddexp(t, out)
         return out
     m = terms[0]
     for t in terms[1:]:
