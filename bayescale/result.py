@@ -142,6 +142,8 @@ class ScalingFit:
         D: object = None,
         C: object = None,
         interval: float = 0.9,
+        *,
+        independent: bool = False,
     ) -> pd.DataFrame:
         """Posterior predictive loss of new runs.
 
@@ -152,6 +154,10 @@ class ScalingFit:
             through ``C = k N D``.
         interval : float, default 0.9
             Probability of the equal-tailed intervals.
+        independent : bool, default False
+            Draw each point's noise independently instead of sharing common random numbers
+            across points (:func:`bayescale.predict.log_draws`): slower for many points; what
+            the calibration split uses, whose held-out errors are pooled.
 
         Returns
         -------
@@ -165,7 +171,9 @@ class ScalingFit:
         """
         points, rng = self._points_and_rng(N, D, C)
         scale = self._scale_draws(points)
-        return predict_table(self.law, self._sampled(), self.reference, points, interval, rng, self.discrepancy, scale)
+        return predict_table(
+            self.law, self._sampled(), self.reference, points, interval, rng, self.discrepancy, scale, independent
+        )
 
     def _points_and_rng(self, N: object, D: object, C: object) -> tuple[dict[str, np.ndarray], np.random.Generator]:
         """Validated points and the noise generator seeded from the fit: predict and pit draw alike."""
