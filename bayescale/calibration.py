@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from bayescale.data import INPUTS, Runs
-from bayescale.stats import quantiles_along
+from bayescale.stats import median_along
 
 #: Share of runs (top by compute) held out for the calibration re-fit.
 HOLDOUT = 0.2
@@ -145,9 +145,16 @@ class PointScales:
     draws: np.ndarray
     untested: np.ndarray
 
-    def at(self, points: slice = slice(None)) -> np.ndarray:
-        """Scales (n, S) for the ``points`` slice: the draws, and 1 where the split did not test."""
-        return np.where(self.untested[points, None], 1.0, self.draws[None, :])
+    def at(self, points: slice = slice(None), dtype: type = float) -> np.ndarray:
+        """Scales for the ``points`` slice: the draws, and 1 where the split did not test.
+
+        Shape (n, S), or (1, S) -- the draws, broadcasting over the points -- when the split
+        tested every point of the slice; of ``dtype`` (that of the draws they will scale).
+        """
+        untested = self.untested[points]
+        if not untested.any():
+            return self.draws[None, :].astype(dtype)
+        return np.where(untested[:, None], 1.0, self.draws[None, :]).astype(dtype)
 
 
 def point_scales(draws: np.ndarray, untested_points: np.ndarray) -> PointScales:
@@ -159,13 +166,16 @@ def rescale(log_draws: np.ndarray, scale: float | np.ndarray, axis: int = 0) -> 
     """Scale draws about their per-point median by ``scale``.
 
     ``log_draws`` holds draws along ``axis`` (0: (S, n); 1: (n, S)); ``scale`` is a number,
-    one per draw (S,), or one per draw and point (the shape of ``log_draws``; see
-    :meth:`PointScales.at` for the (n, S) layout).
+    one per draw (S,), or one per draw and point (broadcasting to the shape of
+    ``log_draws``; see :meth:`PointScales.at` for the (n, S) layout).
     """
-    scale = np.asarray(scale, dtype=float)
+    scale = np.asarray(scale)
     if np.all(scale == 1.0):
         return log_draws
-    med = np.expand_dims(quantiles_along(log_draws, [0.5], axis=axis)[0], axis)
+    med = np.expand_dims(median_along(log_draws, axis=axis), axis)
     if scale.ndim == 1:
         scale = scale.reshape(-1, 1) if axis == 0 else scale.reshape(1, -1)
-    return med + scale.astype(log_draws.dtype) * (log_draws - med)
+    out = log_draws - med  # in place from here: (y - m) s + m, bit for bit m + s (y - m)
+    out *= scale.astype(log_draws.dtype, copy=False)
+    out += med
+    return out

@@ -163,7 +163,7 @@ def log_draws(
         else:
             u = np.clip(own.random(mu.shape), np.finfo(float).tiny, None)
             new = mu + (sigma[None, :] * stdtrit(nu[None, :], u)).astype(DTYPE)
-        s = scale.at(sl) if isinstance(scale, PointScales) else scale
+        s = scale.at(sl, DTYPE) if isinstance(scale, PointScales) else scale
         return rescale(mu, s, axis=1).T, rescale(new, s, axis=1).T
 
     yield from ordered_map(chunk, slices, rngs)

@@ -47,6 +47,27 @@ def quantiles_along(x: np.ndarray, q: list[float], axis: int = -1) -> np.ndarray
     return np.stack(rows)
 
 
+def median_along(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Median of ``x`` along ``axis``, equal to :func:`quantiles_along` at 0.5.
+
+    One selection (``np.partition`` at the upper middle element; the lower middle one is
+    the largest element below it) instead of a sort: about twice as fast on draws.
+    """
+    x = np.asarray(x)
+    axis = axis % x.ndim
+    n = x.shape[axis]
+    hi = n // 2
+    part = np.partition(x, hi, axis=axis)
+    b = np.take(part, hi, axis=axis)
+    if n % 2:  # odd: the middle element, under either rule
+        return b
+    below = part[(slice(None),) * axis + (slice(0, hi),)]
+    a = np.max(below, axis=axis)
+    if not np.isfinite(part).all():  # inverted-CDF rule: element ceil(n / 2) - 1, the lower middle
+        return a
+    return b - (b - a) * 0.5  # quantiles_along's interpolation at h = (n - 1) / 2, t = 0.5
+
+
 def log_interval_stats(log_draws: np.ndarray, interval: float) -> dict[str, np.ndarray]:
     """:func:`interval_stats` of ``exp(log_draws)`` over draws (axis 0 of an (S, n) array).
 

@@ -121,6 +121,9 @@ def test_point_scales_leave_untested_points_at_one():
     out = cal.point_scales(draws, np.array([False, True]))
     np.testing.assert_array_equal(out.at(), [[0.5, 1.5], [1.0, 1.0]])  # (points, draws)
     np.testing.assert_array_equal(out.at(slice(1, 2)), [[1.0, 1.0]])
+    tested = out.at(slice(0, 1), np.float32)  # every point tested: the draws, broadcasting over points
+    assert tested.shape == (1, 2) and tested.dtype == np.float32
+    np.testing.assert_array_equal(tested, [[0.5, 1.5]])
 
 
 def test_fit_stores_the_reach_and_predict_leaves_the_scale_at_one_beyond_it(mock_sampler, demo_runs):

@@ -31,8 +31,13 @@ def log_sum_exp(terms: list[Array], xp: Any) -> Array:
     m = terms[0]
     for t in terms[1:]:
         m = np.maximum(m, t)
-    total = sum(np.exp(t - m) for t in terms)
-    return m + np.log(total)
+    total = np.exp(terms[0] - m)
+    for t in terms[1:]:  # in place: the same sums as sum(exp(t - m)), without the temporaries
+        shifted = np.subtract(t, m)
+        total += np.exp(shifted, out=shifted)
+    total = np.log(total, out=total)
+    total += m
+    return total
 
 
 def log_sigmoid(x: Array, xp: Any) -> Array:
