@@ -151,6 +151,8 @@ def _pick_column(df: pd.DataFrame, name: str, given: str | None, where: str, opt
 
 
 def _to_numbers(raw: pd.Series, column: str, where: str, row_offset: int) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        return raw.to_numpy(dtype=float, na_value=np.nan)  # parse_number of a number is float()
     out = np.empty(len(raw))
     for i, value in enumerate(raw.tolist()):
         try:

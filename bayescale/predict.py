@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from scipy.special import ndtri, stdtrit
+from threadpoolctl import threadpool_limits
 
 from bayescale.calibration import PointScales, rescale
 from bayescale.errors import PredictionError
@@ -261,9 +262,13 @@ def draws_table(
         }
 
     columns: dict[str, list[np.ndarray]] = {}
-    for stats in ordered_map(summarise, chunks):
-        for name, col in stats.items():
-            columns.setdefault(name, []).append(col)
+    # the chunks run on WORKERS threads already: a multi-threaded BLAS inside each (the
+    # discrepancy's basis products) would oversubscribe the cores -- 1.3 s instead of 0.9 s
+    # for 10,000 points on 2 cores. The limit is the process's while the table is built.
+    with threadpool_limits(limits=1 if WORKERS > 1 else None, user_api="blas"):
+        for stats in ordered_map(summarise, chunks):
+            for name, col in stats.items():
+                columns.setdefault(name, []).append(col)
     table = pd.DataFrame({x: points[x] for x in ("N", "D", "C")})
     for name, parts in columns.items():
         table[name] = np.concatenate(parts)

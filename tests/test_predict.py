@@ -54,3 +54,28 @@ def test_noise_is_shared_across_points_unless_independent(independent):
     assert corr < 0.1 if independent else corr > 0.999
     q = np.quantile(noise[:, 1], [0.05, 0.95])  # each point's marginal is the Student-t noise either way
     np.testing.assert_allclose(q, 0.01 * stats.t.ppf([0.05, 0.95], 5.0), rtol=0.05)
+
+
+def test_the_table_runs_blas_on_one_thread_while_its_own_threads_work(monkeypatch):
+    """Chunks run on WORKERS threads; a multi-threaded BLAS inside them would oversubscribe the cores."""
+    from threadpoolctl import threadpool_info
+
+    from bayescale import predict
+
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before = blas_threads()
+    if max(before, default=1) < 2:
+        pytest.skip("BLAS runs on one thread here already: nothing to limit")
+    seen: list[list[int]] = []
+
+    def chunks():
+        seen.append(blas_threads())
+        yield np.zeros((4, 3), dtype=np.float32), np.zeros((4, 3), dtype=np.float32)
+
+    monkeypatch.setattr(predict, "WORKERS", 2)
+    points = {x: np.ones(3) for x in ("N", "D", "C")}
+    table = predict.draws_table(chunks(), points, 0.9)
+    assert len(table) == 3 and seen and all(n == 1 for n in seen[0])
+    assert blas_threads() == before  # restored afterwards
