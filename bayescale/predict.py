@@ -184,13 +184,16 @@ def ordered_map[T](fn: Callable[..., T], *iterables: Iterable, workers: int | No
     """``map(fn, *iterables)`` on a thread pool, in order, at most ``workers`` results ahead.
 
     NumPy releases the GIL in its array loops, so chunks of draws run in parallel; the
-    window bounds memory to a few chunks however many points there are.
+    window bounds memory to a few chunks however many points there are. While the pool
+    works, BLAS is held to one thread: a multi-threaded BLAS product inside each worker (the
+    discrepancy's basis products) would oversubscribe the cores -- 1.3 s instead of 0.9 s
+    for 10,000 points on 2 cores. The limit is the process's until the map is exhausted.
     """
     workers = workers or WORKERS
     if workers <= 1:
         yield from map(fn, *iterables)
         return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque = deque()
         for args in zip(*iterables, strict=True):
             pending.append(pool.submit(fn, *args))
@@ -262,13 +265,9 @@ def draws_table(
         }
 
     columns: dict[str, list[np.ndarray]] = {}
-    # the chunks run on WORKERS threads already: a multi-threaded BLAS inside each (the
-    # discrepancy's basis products) would oversubscribe the cores -- 1.3 s instead of 0.9 s
-    # for 10,000 points on 2 cores. The limit is the process's while the table is built.
-    with threadpool_limits(limits=1 if WORKERS > 1 else None, user_api="blas"):
-        for stats in ordered_map(summarise, chunks):
-            for name, col in stats.items():
-                columns.setdefault(name, []).append(col)
+    for stats in ordered_map(summarise, chunks):
+        for name, col in stats.items():
+            columns.setdefault(name, []).append(col)
     table = pd.DataFrame({x: points[x] for x in ("N", "D", "C")})
     for name, parts in columns.items():
         table[name] = np.concatenate(parts)

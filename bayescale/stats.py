@@ -39,12 +39,15 @@ def quantiles_along(x: np.ndarray, q: list[float], axis: int = -1) -> np.ndarray
             h = (n - 1) * p
             lo = int(np.floor(h))
             hi = min(lo + 1, n - 1)
-            a, b = np.take(srt, lo, axis=axis), np.take(srt, hi, axis=axis)
-            t = h - lo  # NumPy's own interpolation, from the nearer end: float64 agrees bit for bit
-            rows.append(a + (b - a) * t if t < 0.5 else b - (b - a) * (1 - t))
+            rows.append(_between(np.take(srt, lo, axis=axis), np.take(srt, hi, axis=axis), h - lo))
         else:
             rows.append(np.take(srt, min(max(int(np.ceil(n * p)) - 1, 0), n - 1), axis=axis))
     return np.stack(rows)
+
+
+def _between(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """``a + (b - a) t``, computed from the nearer end as NumPy's quantiles do (float64 agrees bit for bit)."""
+    return a + (b - a) * t if t < 0.5 else b - (b - a) * (1 - t)
 
 
 def median_along(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -65,7 +68,7 @@ def median_along(x: np.ndarray, axis: int = -1) -> np.ndarray:
     a = np.max(below, axis=axis)
     if not np.isfinite(part).all():  # inverted-CDF rule: element ceil(n / 2) - 1, the lower middle
         return a
-    return b - (b - a) * 0.5  # quantiles_along's interpolation at h = (n - 1) / 2, t = 0.5
+    return _between(a, b, 0.5)  # quantiles_along's interpolation at h = (n - 1) / 2
 
 
 def log_interval_stats(log_draws: np.ndarray, interval: float) -> dict[str, np.ndarray]:
