@@ -170,12 +170,12 @@ def backtest(
     BacktestResult
     """
     from bayescale.laws import default_law, get_law
-    from bayescale.model import n_free_params, resolve_priors
+    from bayescale.model import MIN_RUNS
     from bayescale.sampling import _as_runs, fit
 
     runs = _as_runs(runs)
     law_obj = default_law(runs) if law is None else get_law(law)
-    min_runs = n_free_params(resolve_priors(law_obj, runs, priors)) + 1
+    min_runs = MIN_RUNS
     splits = holdout_masks(runs, holdout)
     metric_rows, prediction_parts = [], []
     for i, (name, held) in enumerate(splits, start=1):
@@ -183,7 +183,7 @@ def backtest(
             raise BacktestError(f"hold-out {name!r} holds out no run")
         if (~held).sum() < min_runs:
             raise BacktestError(
-                f"hold-out {name!r} leaves {(~held).sum()} runs to fit; law {law_obj.name} needs at least {min_runs}"
+                f"hold-out {name!r} leaves {(~held).sum()} runs to fit; a fit needs at least {min_runs}"
             )
         train, test = runs.subset(~held), runs.subset(held)
         log.info(

@@ -85,6 +85,13 @@ def _add_columns(p: argparse.ArgumentParser) -> None:
 
 def _add_sampling(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sampling")
+    g.add_argument(
+        "--priors",
+        choices=("auto", "literature", "weak"),
+        default="auto",
+        help="prior set: literature (learned from published ladders; lets 3+ runs, one budget or one "
+        "tokens-per-parameter line fit), weak (data-scaled defaults), auto (literature where the law has one; default)",
+    )
     g.add_argument("--draws", type=_positive_int, default=1000, help="posterior draws per chain (default 1000)")
     g.add_argument("--tune", type=_positive_int, default=1000, help="tuning steps per chain (default 1000)")
     g.add_argument("--chains", type=_positive_int, default=4, help="chains (default 4)")
@@ -237,6 +244,7 @@ def _load_points(path: str):
 def _sampling_options(args: argparse.Namespace) -> dict[str, object]:
     """Keyword arguments of :func:`bayescale.fit` from the sampling option group."""
     return {
+        "prior_set": args.priors,
         "draws": args.draws,
         "tune": args.tune,
         "chains": args.chains,

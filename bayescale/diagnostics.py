@@ -58,9 +58,10 @@ def compute_table(posterior: xr.Dataset, var_names: list[str]) -> xr.Dataset:
     coords = {"parameter": np.array(var_names, dtype=object)}
     return xr.Dataset(
         {
-            "r_hat": ("parameter", np.array([float(rhat[v]) for v in var_names])),
-            "ess_bulk": ("parameter", np.array([float(bulk[v]) for v in var_names])),
-            "ess_tail": ("parameter", np.array([float(tail[v]) for v in var_names])),
+            # a vector parameter (a length-scale per input) reports its worst element
+            "r_hat": ("parameter", np.array([float(rhat[v].max()) for v in var_names])),
+            "ess_bulk": ("parameter", np.array([float(bulk[v].min()) for v in var_names])),
+            "ess_tail": ("parameter", np.array([float(tail[v].min()) for v in var_names])),
         },
         coords=coords,
     )

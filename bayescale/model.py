@@ -33,15 +33,32 @@ def noise_priors() -> dict[str, Prior]:
     return {"sigma": Prior("HalfNormal", sigma=0.05), "nu": Prior("Gamma", alpha=2.0, beta=0.1)}
 
 
-def resolve_priors(law: Law, runs: Runs, priors: Mapping[str, PriorLike] | None = None) -> dict[str, Prior]:
-    """The priors a fit uses: the user's where given, else the law's data-scaled defaults.
+def resolve_priors(
+    law: Law, runs: Runs, priors: Mapping[str, PriorLike] | None = None, prior_set: str = "weak"
+) -> dict[str, Prior]:
+    """The priors a fit uses: the user's where given, else the prior set's, else the law's defaults.
+
+    Parameters
+    ----------
+    law, runs
+        The law and the runs (defaults are scaled to them).
+    priors : mapping, optional
+        User overrides by parameter name.
+    prior_set : {"weak", "literature", "auto"}, default "weak"
+        ``weak``: the law's data-scaled defaults; ``literature``: the population prior of
+        :mod:`bayescale.literature` where it informs a parameter; ``auto``: literature when
+        the law has one.
 
     Raises
     ------
     PriorError
-        If a user prior names a parameter the law does not have.
+        If a user prior names a parameter the law does not have, or the set is unknown.
     """
+    from bayescale import literature
+
     resolved = {**law.default_priors(runs), **noise_priors()}
+    if literature.resolve_set(prior_set, law.name) == "literature":
+        resolved.update(literature.priors_for(law.name, runs))
     for name, value in (priors or {}).items():
         if name not in resolved:
             raise PriorError(f"law {law.name} has no parameter {name!r}; its parameters are {', '.join(resolved)}")
@@ -54,14 +71,22 @@ def n_free_params(priors: Mapping[str, Prior]) -> int:
     return sum(not p.is_fixed for p in priors.values())
 
 
+#: Fewest runs any fit accepts: below it nothing about a trend can be learned.
+MIN_RUNS = 3
+
+
 def check_identifiable(law: Law, runs: Runs, priors: Mapping[str, Prior]) -> None:
-    """Raise when the runs cannot support the law: missing inputs, one distinct value, too few runs."""
+    """Raise when the runs cannot answer anything: missing inputs, no variation, fewer than 3 runs.
+
+    Fewer runs than parameters, one distinct D, or N and D on one tokens-per-parameter line
+    are *not* errors: the posterior along what the runs cannot decide is the prior's (see
+    :mod:`bayescale.literature`), and predictions there carry its width.
+    """
     law.check_runs(runs)
-    k = n_free_params(priors)
-    if len(runs) < k + 1:
+    if len(runs) < MIN_RUNS:
         raise RunsError(
-            f"law {law.name} has {k} free parameters ({', '.join(n for n, p in priors.items() if not p.is_fixed)}); "
-            f"it needs at least {k + 1} runs, got {len(runs)}. Add runs or choose a smaller law (--law power:C)"
+            f"a fit needs at least {MIN_RUNS} runs, got {len(runs)}: with fewer, the loss has no trend to "
+            "extrapolate. Add runs"
         )
 
 

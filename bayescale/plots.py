@@ -26,6 +26,7 @@ from bayescale.errors import BayescaleError
 from bayescale.predict import law_log_loss
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.figure import Figure
 
     from bayescale.backtesting import BacktestResult
@@ -486,4 +487,48 @@ def plot_residuals(fit: ScalingFit) -> Figure:
         ax.set_ylabel("residual (% of loss, log scale)")
         ax.legend(fontsize=7)
     fig.suptitle(f"{fit.law.name}: residuals (structure here is what the discrepancy term absorbs)")
+    return fig
+
+
+def plot_literature(table: pd.DataFrame | None = None, population: dict | None = None) -> Figure:
+    """The literature prior: each published ladder's estimate and the population's predictive band.
+
+    Parameters
+    ----------
+    table : DataFrame, optional
+        Per-ladder quantities (default: the shipped ``literature_ladders.csv``).
+    population : dict, optional
+        Per-quantity predictive ``mean`` and ``sd`` (default: the shipped prior).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per quantity: ladders (dots with +-1 se, one row per ladder, coloured by
+        source), the predictive median and 90% band for a ladder of a new source.
+    """
+    from importlib.resources import files
+
+    import pandas as pd
+
+    from bayescale import literature
+    from bayescale.metaanalysis import QUANTITIES
+
+    if table is None:
+        table = pd.read_csv(files("bayescale.priors_data").joinpath("literature_ladders.csv"))
+    population = population if population is not None else literature.load()["quantities"]
+    table = table[table["reach"] == "all"] if "reach" in table else table
+    sources = sorted(table["source"].unique())
+    colors = dict(zip(sources, _colors(len(sources)), strict=True))
+    fig, axes = _figure(1, len(QUANTITIES), size=(3.3, 6.0))
+    for ax, q in zip(axes.flat, QUANTITIES, strict=True):
+        t = table[table["quantity"] == q].sort_values(["source", "ladder"]).reset_index(drop=True)
+        for src, part in t.groupby("source", sort=True):
+            ax.errorbar(part["estimate"], part.index, xerr=part["se"], fmt="o", ms=3, color=colors[src], label=src)
+        m, s = population[q]["mean"], population[q]["sd"]
+        ax.axvspan(m - 1.645 * s, m + 1.645 * s, color=_BAND, alpha=0.18, label="new ladder, 90%")
+        ax.axvline(m, color=_BAND, lw=1.5)
+        ax.set_title(q, fontsize=10)
+        ax.set_yticks([])
+    axes.flat[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle("Literature prior: published ladders (estimate +- se) and the population's predictive band")
     return fig

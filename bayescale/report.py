@@ -164,7 +164,13 @@ def _sections(fit: ScalingFit, targets: list[tuple[float, float]], comparison: o
         ("Diagnostics", [("verdicts", _verdicts(fit))]),
         (
             "Parameters",
-            ["Posterior median, mean, standard deviation and 90% interval of each parameter.", fit.summary()],
+            [
+                "Posterior median, mean, standard deviation and 90% interval of each parameter. "
+                f"Priors: the <b>{html.escape(fit.prior_set)}</b> set. <code>contraction</code> is the share of the "
+                "prior's spread the runs removed: near 1 the runs decided the parameter (<code>decided_by</code> "
+                "data), below 0.5 the answer rests on the prior (<code>decided_by</code> prior).",
+                fit.summary(),
+            ],
         ),
     ]
     if targets:

@@ -29,7 +29,19 @@ if TYPE_CHECKING:
     from bayescale.calibration import PointScales
     from bayescale.discrepancy import Fitted
 
-SUMMARY_COLUMNS = ["parameter", "mean", "median", "sd", "lower", "upper", "r_hat", "ess_bulk", "ess_tail"]
+SUMMARY_COLUMNS = [
+    "parameter",
+    "mean",
+    "median",
+    "sd",
+    "lower",
+    "upper",
+    "contraction",
+    "decided_by",
+    "r_hat",
+    "ess_bulk",
+    "ess_tail",
+]
 
 
 class ScalingFit:
@@ -108,9 +120,18 @@ class ScalingFit:
         Returns
         -------
         pandas.DataFrame
-            Columns ``parameter, mean, median, sd, lower, upper, r_hat, ess_bulk, ess_tail``.
+            Columns ``parameter, mean, median, sd, lower, upper, contraction, decided_by,
+            r_hat, ess_bulk, ess_tail``. ``contraction`` is the share of the prior's spread
+            the runs removed (:mod:`bayescale.contraction`; near 1: the runs decided, near 0:
+            the prior did), ``decided_by`` says which (``data``, ``prior``, or empty for a
+            fixed parameter).
         """
+        from bayescale.contraction import PRIOR_DECIDED, contractions
+
         check_interval(interval)
+        shrink = contractions(
+            self.law, self.priors, self.reference, {n: self.draws(n) for n in self.parameters}, self.parameters
+        )
         diag = self.tree["diagnostics"].to_dataset()
         diag_names = [str(p) for p in diag["parameter"].to_numpy()]
         rows = []
@@ -131,6 +152,10 @@ class ScalingFit:
                     "sd": sd,
                     "lower": stats["lower"],
                     "upper": stats["upper"],
+                    "contraction": shrink[name],
+                    "decided_by": ""
+                    if not np.isfinite(shrink[name])
+                    else ("data" if shrink[name] >= PRIOR_DECIDED else "prior"),
                     **stat,
                 }
             )
@@ -197,6 +222,11 @@ class ScalingFit:
         return np.concatenate(parts)
 
     @property
+    def prior_set(self) -> str:
+        """The prior set the fit used (``literature`` or ``weak``; ``weak`` for fits saved before prior sets)."""
+        return str(self.tree.attrs.get("prior_set", "weak"))
+
+    @property
     def band_scale(self) -> float:
         """Posterior median of the band scale (:mod:`bayescale.calibration`; 1 if not calibrated)."""
         return float(self.tree.attrs.get("band_scale", 1.0))
@@ -221,11 +251,11 @@ class ScalingFit:
         """The fitted model discrepancy (:mod:`bayescale.discrepancy`), or None for a law-only fit."""
         if "discrepancy" not in self.tree.children or "discrepancy_domain" not in self.tree.attrs:
             return None
-        from bayescale.discrepancy import Domain, Fitted
+        from bayescale.discrepancy import PARAMS, Domain, Fitted
 
         ds = self.tree["discrepancy"].to_dataset()
         n = ds.sizes["chain"] * ds.sizes["draw"]
-        params = {k: ds[k].to_numpy().reshape(n, *ds[k].shape[2:]) for k in ds.data_vars}
+        params = {k: ds[k].to_numpy().reshape(n, *ds[k].shape[2:]) for k in PARAMS}
         if n != len(self.draws("sigma")):
             raise FitFileError(
                 f"the discrepancy has {n} draws but the law {len(self.draws('sigma'))}; re-run bayescale fit"

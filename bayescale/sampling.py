@@ -25,16 +25,36 @@ from bayescale.storage import MARKER
 log = logging.getLogger("bayescale")
 
 SAMPLERS = ("nutpie", "pymc")
+#: target_accept of the automatic second attempt at a stage whose diagnostics failed.
+RETRY_TARGET_ACCEPT = 0.99
+#: ...and its thinning: twice the draws, every second one kept (same stored draws, about twice the ESS).
+RETRY_THIN = 2
+
+
+def _stage_ok(idata: xr.DataTree, names: list[str], chains: int, draws: int) -> bool:
+    """Whether one stage's draws pass the diagnostics (R-hat, bulk/tail ESS, no divergences)."""
+    from bayescale.diagnostics import assess
+
+    post = idata["posterior"].to_dataset()
+    names = [n for n in names if n in post and np.ptp(post[n].to_numpy()) > 0]
+    stats = idata["sample_stats"].to_dataset() if "sample_stats" in idata.children else None
+    divergences = int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else 0
+    return assess(compute_table(post, names), divergences, chains, draws).ok
 
 
 def _as_runs(runs: Runs | pd.DataFrame | str | Path) -> Runs:
     return runs if isinstance(runs, Runs) else load_runs(runs)
 
 
-def _prepare(runs: Runs | pd.DataFrame | str | Path, law: str | Law | None, priors: Mapping[str, PriorLike] | None):
+def _prepare(
+    runs: Runs | pd.DataFrame | str | Path,
+    law: str | Law | None,
+    priors: Mapping[str, PriorLike] | None,
+    prior_set: str = "auto",
+):
     runs = _as_runs(runs)
     law = default_law(runs) if law is None else get_law(law)
-    resolved = resolve_priors(law, runs, priors)
+    resolved = resolve_priors(law, runs, priors, prior_set)
     check_identifiable(law, runs, resolved)
     return runs, law, resolved
 
@@ -106,6 +126,7 @@ def assemble(
         "formula": law.formula,
         "reference": json.dumps(ref),
         "priors": priors_to_json(priors),
+        "prior_set": str(settings.get("prior_set", "weak")),
         "seed": int(settings["seed"]),
         "k": float(runs.k),
         "source": runs.source,
@@ -126,6 +147,7 @@ def fit(
     law: str | Law | None = None,
     priors: Mapping[str, PriorLike] | None = None,
     *,
+    prior_set: str = "auto",
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
@@ -136,6 +158,7 @@ def fit(
     progress: bool = False,
     discrepancy: bool = True,
     calibrate: bool = True,
+    retry: bool = True,
 ) -> ScalingFit:
     """Fit a scaling law to training runs by NUTS.
 
@@ -150,6 +173,12 @@ def fit(
         Overrides of the default priors by parameter name: :class:`bayescale.Prior`
         objects, dicts ``{"dist": ..., "kwargs": ...}``, strings ``"Normal(0.35, 0.1)"``
         or numbers (fixed values).
+    prior_set : {"auto", "literature", "weak"}, default "auto"
+        Where the priors the user did not give come from: ``literature`` -- the population
+        of the field's published ladders (:mod:`bayescale.literature`), which lets a ladder
+        of 3 runs, of one token budget or of one tokens-per-parameter ratio fit; ``weak`` --
+        the law's data-scaled weakly informative defaults; ``auto`` -- literature where the
+        law has one (chinchilla), else weak.
     draws, tune, chains : int
         Posterior draws and tuning steps per chain, and the number of chains.
     seed : int, optional
@@ -171,6 +200,11 @@ def fit(
         Calibrate the band width on the runs themselves (:mod:`bayescale.calibration`): one
         extra, shorter fit on the runs below the top 20% of compute, whose errors on the
         held-out runs set the band scale. False leaves the scale at 1.
+    retry : bool, default True
+        When a stage's chains fail their diagnostics (R-hat, ESS, divergences) at
+        ``target_accept`` below 0.99, sample that stage once more at 0.99 -- smaller steps
+        through the narrow, curved posteriors of ladders with few sizes -- with twice the
+        draws thinned by 2, before warning.
 
     Returns
     -------
@@ -178,7 +212,12 @@ def fit(
     """
     import pymc as pm
 
-    runs, law, resolved = _prepare(runs, law, priors)
+    from bayescale.literature import resolve_set
+
+    runs, law, resolved = _prepare(runs, law, priors, prior_set)
+    used_set = resolve_set(prior_set, law.name)
+    if prior_set == "auto" and used_set == "literature":
+        log.info("priors: the literature prior of %s (weak priors: --priors weak)", law.name)
     for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
         if int(value) < 1:
             raise BayescaleError(f"{name} must be at least 1, got {value}")
@@ -199,11 +238,24 @@ def fit(
         seed,
     )
     idata = _sample(model, sampler, draws, tune, chains, seed, target_accept, progress, low_rank=True)
+    checked = [n for n in law.params if not resolved[n].is_fixed] + list(NOISE_PARAMS)
+    if retry and target_accept < RETRY_TARGET_ACCEPT and not _stage_ok(idata, checked, chains, draws):
+        log.info(
+            "the law's chains did not converge at target_accept %.2f; sampling again at %.2f (smaller steps, "
+            "twice the draws thinned by 2)",
+            target_accept,
+            RETRY_TARGET_ACCEPT,
+        )
+        idata = _sample(
+            model, sampler, draws, tune, chains, seed, RETRY_TARGET_ACCEPT, progress, low_rank=True, thin=RETRY_THIN
+        )
     with model:
         pm.compute_log_likelihood(idata, model=model, progressbar=False)
     # float32 halves the largest group (draws x runs) on disk and in memory; PSIS-LOO needs no more precision
     idata["log_likelihood"] = idata["log_likelihood"].to_dataset().astype("float32")
     settings = {
+        "retry": retry,
+        "prior_set": used_set,
         "seed": seed,
         "sampler": sampler,
         "draws": draws,
@@ -235,8 +287,13 @@ def _sample(
     target_accept: float,
     progress: bool,
     low_rank: bool,
+    thin: int = 1,
 ) -> xr.DataTree:
-    """Run NUTS on ``model`` with the package's sampler settings."""
+    """Run NUTS on ``model`` with the package's sampler settings.
+
+    ``thin`` > 1 draws ``thin`` times as many and keeps every ``thin``-th: the same number of
+    stored draws (the stages stay aligned draw by draw) with less autocorrelation.
+    """
     import pymc as pm
 
     nuts: dict[str, Any] = {"target_accept": float(target_accept)}
@@ -245,8 +302,8 @@ def _sample(
         # centring cannot remove: 3-4x the ESS per second of the diagonal adaptation.
         nuts["adaptation"] = "low_rank"
     with model:
-        return pm.sample(
-            draws=int(draws),
+        idata = pm.sample(
+            draws=int(draws) * int(thin),
             tune=int(tune),
             chains=int(chains),
             random_seed=int(seed),
@@ -255,6 +312,11 @@ def _sample(
             progressbar=progress,
             cores=min(int(chains), 2) if sampler == "pymc" else None,
         )
+    if thin > 1:
+        for group in ("posterior", "sample_stats"):
+            if group in idata.children:
+                idata[group] = idata[group].to_dataset().isel(draw=slice(thin - 1, None, thin))
+    return idata
 
 
 def _fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping[str, Any]) -> None:
@@ -266,10 +328,22 @@ def _fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping
     from bayescale import discrepancy
     from bayescale.predict import law_log_loss
 
-    log_law = law_log_loss(law, result._sampled(), result.reference, {x: runs.values(x) for x in law.inputs})
+    sampled = result._sampled()
+    log_law = law_log_loss(law, sampled, result.reference, {x: runs.values(x) for x in law.inputs})
     residuals = np.log(runs.loss) - np.median(log_law, axis=0)
     domain = discrepancy.Domain.of_runs(runs, law.inputs)
-    model = discrepancy.build_model(residuals, domain.log_inputs(runs.table), domain, discrepancy.default_priors())
+    X = domain.log_inputs(runs.table)
+    priors = discrepancy.default_priors()
+    robust = discrepancy.robust_pass(residuals, X, domain, priors, nu=float(np.median(sampled["nu"])))
+    weights = robust.weights
+    log.info(
+        "discrepancy: robust first pass in %d EM steps (nu %.1f; %d of %d runs weighted below 0.5)",
+        robust.iterations,
+        robust.nu,
+        int(np.sum(weights < 0.5)),
+        weights.size,
+    )
+    model = discrepancy.build_model(residuals, X, domain, priors, weights)
     log.info("fitting the model discrepancy (GP on the law's residuals over log %s)", ", log ".join(law.inputs))
     idata = _sample(
         model,
@@ -282,13 +356,39 @@ def _fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping
         settings["progress"],
         low_rank=False,
     )
+    checked = ["eta", "ls", "sigma"]
+    if (
+        settings.get("retry", True)
+        and settings["target_accept"] < RETRY_TARGET_ACCEPT
+        and not _stage_ok(idata, checked, settings["chains"], settings["draws"])
+    ):
+        log.info("the discrepancy's chains did not converge; sampling again at target_accept %.2f", RETRY_TARGET_ACCEPT)
+        idata = _sample(
+            model,
+            settings["sampler"],
+            settings["draws"],
+            settings["tune"],
+            settings["chains"],
+            settings["seed"] + 1,
+            RETRY_TARGET_ACCEPT,
+            settings["progress"],
+            low_rank=False,
+            thin=RETRY_THIN,
+        )
     post = idata["posterior"].to_dataset()
-    post = post.rename({d: "basis" for d in post.dims if d.startswith("z_dim")})
-    result.tree["discrepancy"] = post[list(discrepancy.PARAMS)]
+    shape = (post.sizes["chain"], post.sizes["draw"])
+    flat = {"eta": post["eta"].to_numpy().reshape(-1), "sigma": post["sigma"].to_numpy().reshape(-1)}
+    flat["ls"] = post["ls"].to_numpy().reshape(flat["eta"].size, -1)
+    z = discrepancy.draw_coefficients(domain, X, residuals, flat, np.random.default_rng(settings["seed"] + 3), weights)
+    post["z"] = (("chain", "draw", "basis"), z.reshape(*shape, -1))
+    # the new-run noise: Student-t with the robust pass's nu and the sampled sigma
+    post["nu"] = (("chain", "draw"), np.full(shape, robust.nu))
+    post["run_weight"] = ("run", weights)
+    result.tree["discrepancy"] = post[[*discrepancy.PARAMS, "run_weight"]]
     result.tree.attrs["discrepancy_domain"] = domain.to_json()
     # the second stage's convergence joins the fit's diagnostics (as delta_eta, delta_sigma, delta_nu)
-    table = compute_table(post, ["eta", "sigma", "nu"])
-    table = table.assign_coords(parameter=np.array([f"delta_{p}" for p in ("eta", "sigma", "nu")], dtype=object))
+    table = compute_table(post, ["eta", "ls", "sigma"])
+    table = table.assign_coords(parameter=np.array([f"delta_{p}" for p in ("eta", "ls", "sigma")], dtype=object))
     result.tree["diagnostics"] = xr.concat([result.tree["diagnostics"].to_dataset(), table], dim="parameter")
     stats = idata["sample_stats"].to_dataset() if "sample_stats" in idata.children else None
     if stats is not None and "diverging" in stats:
@@ -322,6 +422,8 @@ def _calibrate(
         "sampler": settings["sampler"],
         "target_accept": settings["target_accept"],
         "discrepancy": discrepancy,
+        "prior_set": settings["prior_set"],
+        "retry": False,  # a shorter re-fit whose spread is what is used, not its diagnostics
     }
     lfo = calibration.leave_future_out(runs, law.name, dict(user_priors or {}), n_free_params(resolved) + 2, fit_kwargs)
     scale = calibration.band_scale(lfo["z"])
@@ -341,6 +443,7 @@ def sample_prior_predictive(
     law: str | Law | None = None,
     priors: Mapping[str, PriorLike] | None = None,
     *,
+    prior_set: str = "auto",
     draws: int = 500,
     seed: int | None = None,
 ) -> xr.DataTree:
@@ -355,7 +458,7 @@ def sample_prior_predictive(
     """
     import pymc as pm
 
-    runs, law, resolved = _prepare(runs, law, priors)
+    runs, law, resolved = _prepare(runs, law, priors, prior_set)
     with build_model(law, runs, resolved), warnings.catch_warnings():
         # PyTensor's numba backend draws TruncatedNormal in object mode: slower, not wrong.
         warnings.filterwarnings("ignore", message="Numba will use object mode", category=UserWarning)

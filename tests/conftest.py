@@ -56,6 +56,8 @@ def mock_sampler(monkeypatch):
         with warnings.catch_warnings():
             # prior draws of TruncatedNormal run in numba object mode: slower, not wrong
             warnings.filterwarnings("ignore", message="Numba will use object mode", category=UserWarning)
+            # the discrepancy's collapsed likelihood is a Potential, which prior draws ignore -- as a mock should
+            warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
             return mock_sample(sample_stats={"diverging": lambda size: np.zeros(size, dtype=bool)}, **kwargs)
 
     monkeypatch.setattr(pm, "sample", fake_sample)

@@ -87,12 +87,12 @@ def test_fit_stores_the_discrepancy(mock_sampler, demo_runs):
         plain = bs.fit(demo_runs, seed=2, discrepancy=False)
     assert "discrepancy" in result.tree.children
     ds = result.tree["discrepancy"].to_dataset()
-    assert set(ds.data_vars) == set(disc.PARAMS)
+    assert set(ds.data_vars) == {*disc.PARAMS, "run_weight"}
     assert ds["z"].dims == ("chain", "draw", "basis") and ds.sizes["basis"] == disc.N_BASIS**2
     fitted = result.discrepancy
     assert fitted is not None and fitted.domain.inputs == ("N", "D")
     names = [str(p) for p in result.tree["diagnostics"]["parameter"].to_numpy()]
-    assert {"delta_eta", "delta_sigma", "delta_nu"} <= set(names)
+    assert {"delta_eta", "delta_ls", "delta_sigma"} <= set(names)
     assert plain.discrepancy is None and "discrepancy" not in plain.tree.children
 
 
@@ -126,3 +126,62 @@ def test_one_input_laws_get_a_one_dimensional_discrepancy(mock_sampler, demo_run
     assert result.tree["discrepancy"].to_dataset().sizes["basis"] == disc.N_BASIS
     pred = result.predict(C=[1e20, 1e24])
     assert np.isfinite(pred[["lower", "median", "upper"]].to_numpy()).all()
+
+
+def _direct_marginal_logp(r, phi, eta, spd, d):
+    """log Normal(r | 0, eta^2 Phi diag(spd) Phi' + diag(d)), written out in the run space."""
+    cov = eta**2 * (phi * spd) @ phi.T + np.diag(d)
+    _, logdet = np.linalg.slogdet(cov)
+    return -0.5 * (r @ np.linalg.solve(cov, r) + logdet + r.size * np.log(2 * np.pi))
+
+
+@pytest.mark.parametrize("n", [6, 40])  # n < K: run space; n > K: Woodbury (K = 5^2 = 25)
+def test_collapsed_likelihood_is_the_gaussian_marginal(n):
+    rng = np.random.default_rng(n)
+    dom = _domain(n_basis=5)
+    X = np.column_stack([rng.uniform(18.5, 21.5, n), rng.uniform(21, 25, n)])
+    r = rng.normal(0, 0.02, n)
+    weights = rng.uniform(0.05, 1.2, n)
+    model = disc.build_model(r, X, dom, disc.default_priors(), weights)
+    point = model.initial_point()
+    point |= {"eta_log__": np.log(0.015), "ls_log__": np.log([1.5, 2.5]), "sigma_log__": np.log(0.01)}
+    graph = model.replace_rvs_by_values([model.potentials[0]])[0]
+    potential = model.compile_fn(graph, inputs=model.value_vars, on_unused_input="ignore")(point)
+    spd = np.exp(disc.log_spectral_density(np.array([1.5, 2.5]), dom.frequencies(), np))
+    expected = _direct_marginal_logp(r, dom.basis(X), 0.015, spd, 0.01**2 / weights)
+    assert float(potential) == pytest.approx(expected, rel=1e-8)
+
+
+def test_coefficient_draws_follow_their_gaussian_conditional():
+    rng = np.random.default_rng(3)
+    dom = _domain(n_basis=4)
+    n, S = 12, 20_000
+    X = np.column_stack([rng.uniform(18.5, 21.5, n), rng.uniform(21, 25, n)])
+    r = rng.normal(0, 0.02, n)
+    params = {"eta": np.full(S, 0.02), "ls": np.tile([1.5, 2.5], (S, 1)), "sigma": np.full(S, 0.01)}
+    weights = rng.uniform(0.05, 1.2, n)
+    z = disc.draw_coefficients(dom, X, r, params, np.random.default_rng(4), weights)
+    phi = dom.basis(X)
+    U = phi * 0.02 * np.exp(0.5 * disc.log_spectral_density(np.array([1.5, 2.5]), dom.frequencies(), np))
+    Dinv = weights / 0.01**2
+    precision = np.eye(U.shape[1]) + U.T @ (Dinv[:, None] * U)
+    mean = np.linalg.solve(precision, U.T @ (Dinv * r))
+    cov = np.linalg.inv(precision)
+    se = np.sqrt(np.diag(cov) / S)
+    assert np.all(np.abs(z.mean(0) - mean) < 5 * se)
+    np.testing.assert_allclose(np.cov(z.T), cov, atol=0.05 * np.abs(cov).max())
+
+
+def test_robust_pass_downweights_an_outlier_but_not_a_smooth_misfit():
+    rng = np.random.default_rng(5)
+    dom = disc.Domain(("N", "D"), center=(19.5, 23.0), half=(1.5, 2.0))
+    n = 40
+    X = np.column_stack([rng.uniform(18, 21, n), rng.uniform(21, 25, n)])
+    smooth = 0.02 * np.tanh(2 * (X[:, 0] - 20.5))  # a structured departure of the largest sizes
+    r = smooth + rng.normal(0, 0.002, n)
+    r[7] += 0.08  # one diverged run
+    out = disc.robust_pass(r, X, dom, disc.default_priors(), nu=5.0)
+    assert out.weights[7] < 0.1
+    others = np.delete(out.weights, 7)
+    assert np.median(others) > 0.8
+    assert 1.0 <= out.nu <= 100.0 and out.iterations >= 1

@@ -83,11 +83,15 @@ def test_default_law_compute_only():
         get_law("chinchilla").check_runs(runs)
 
 
-def test_one_distinct_value_rejected():
+def test_one_distinct_value_is_for_the_prior_no_variation_is_rejected():
     import pandas as pd
 
     from bayescale.data import load_runs
 
-    runs = load_runs(pd.DataFrame({"N": [1e8] * 4, "D": [1e9, 2e9, 4e9, 8e9], "loss": [3.0, 2.9, 2.8, 2.7]}))
+    one_N = load_runs(pd.DataFrame({"N": [1e8] * 4, "D": [1e9, 2e9, 4e9, 8e9], "loss": [3.0, 2.9, 2.8, 2.7]}))
+    get_law("chinchilla").check_runs(one_N)  # D varies: the prior decides alpha
+    none = load_runs(pd.DataFrame({"N": [1e8] * 3, "D": [1e9] * 3, "loss": [3.0, 2.9, 2.95]}))
+    with pytest.raises(RunsError, match="every run has the same N and D"):
+        get_law("chinchilla").check_runs(none)
     with pytest.raises(RunsError, match="every run has the same N"):
-        get_law("chinchilla").check_runs(runs)
+        get_law("power:N").check_runs(none)

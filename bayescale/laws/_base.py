@@ -79,7 +79,7 @@ class Law(ABC):
         return {x: float(np.mean(runs.log(x))) for x in self.inputs}
 
     def check_runs(self, runs: Runs) -> None:
-        """Raise if the runs cannot identify this law (missing inputs, one distinct value)."""
+        """Raise if the runs cannot inform this law at all (missing inputs, no input varies)."""
         missing = [x for x in self.inputs if not runs.has(x)]
         if missing:
             raise LawError(
@@ -87,12 +87,12 @@ class Law(ABC):
                 f"{', '.join(missing)} (they have {', '.join(runs.inputs)}); map the column or choose "
                 "another law, e.g. --law power:C"
             )
-        for x in self.inputs:
-            if np.unique(runs.values(x)).size < 2:
-                raise RunsError(
-                    f"every run has the same {x} ({runs.values(x)[0]:g}); law {self.name} needs at least "
-                    f"two distinct values of {x}: add runs or use a one-variable law (--law power:...)"
-                )
+        if all(np.unique(runs.values(x)).size < 2 for x in self.inputs):
+            fixed = ", ".join(f"{x} = {runs.values(x)[0]:g}" for x in self.inputs)
+            raise RunsError(
+                f"every run has the same {' and '.join(self.inputs)} ({fixed}); law {self.name} needs runs that "
+                f"differ in {' or '.join(self.inputs)}: add runs of another size or token count"
+            )
 
     @abstractmethod
     def default_priors(self, runs: Runs) -> dict[str, Prior]:
