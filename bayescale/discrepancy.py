@@ -211,12 +211,39 @@ def _log_prior(theta: np.ndarray, domain: Domain, priors: Mapping[str, Prior]) -
     return float(lp)
 
 
+def ls_floor(domain: Domain) -> np.ndarray:
+    """Per input, the smallest length-scale the basis represents faithfully.
+
+    Riutort-Mayol et al. (2023): ``m`` basis functions over a box of ``c`` half-ranges ``S``
+    need ``m >= 1.75 c S / ls``, so ``ls >= 1.75 c S / m``.
+
+    Below it the truncated basis carries only part of the GP's variance ``eta^2``: the
+    posterior can then trade a small length-scale for a large ``eta`` that the data never
+    saw, and the top-up of the missing variance in predictions turns it into bands as wide
+    as ``eta``.
+    """
+    return 1.75 * domain.box * np.asarray(domain.half) / domain.n_basis
+
+
+def law_weights(residuals: np.ndarray, sigma: np.ndarray, nu: np.ndarray) -> np.ndarray:
+    """The law's view of which runs are outliers: ``E[1 / lambda_i]`` under its Student-t posterior.
+
+    ``(nu + 1) / (nu + (r_i / sigma)^2)`` averaged over the law's draws (``residuals`` (S, n)
+    against each draw's law, ``sigma`` and ``nu`` (S,)).
+    """
+    r = np.asarray(residuals, dtype=float)
+    sigma = np.asarray(sigma, dtype=float)[:, None]
+    nu = np.asarray(nu, dtype=float)[:, None]
+    return ((nu + 1) / (nu + (r / sigma) ** 2)).mean(axis=0)
+
+
 def robust_pass(
     residuals: np.ndarray,
     X: np.ndarray,
     domain: Domain,
     priors: Mapping[str, Prior],
     nu: float,
+    weights: np.ndarray | None = None,
     max_iter: int = 50,
     tol: float = 1e-4,
 ) -> RobustPass:
@@ -237,14 +264,21 @@ def robust_pass(
         As for :func:`build_model`.
     nu : float
         Starting degrees of freedom (the law's posterior median).
+    weights : array (n,), optional
+        Starting weights (default: the law's, :func:`law_weights`, or all 1). The
+        posterior can have two modes when a corner of the ladder strays far from the law --
+        a large, smooth discrepancy that bends through those runs, or outlying runs on a
+        small one; a stationary GP would carry the first everywhere, as bands as wide as the
+        corner's departure. Starting from the law's robust view, EM keeps the second unless
+        the runs around the corner agree.
     """
     from scipy import optimize, stats
 
     r = np.asarray(residuals, dtype=float)
     phi = domain.basis(X)
-    d = len(domain.inputs)
-    theta = np.concatenate([[np.log(0.01)], np.log(np.asarray(domain.half)), [np.log(max(np.std(r), 1e-4))]])
-    wt = np.ones(r.size)
+    start_ls = np.log(np.maximum(np.asarray(domain.half), 1.01 * ls_floor(domain)))
+    theta = np.concatenate([[np.log(0.01)], start_ls, [np.log(max(np.std(r), 1e-4))]])
+    wt = np.ones(r.size) if weights is None else np.clip(np.asarray(weights, dtype=float), 1e-6, None)
     nu = float(np.clip(nu, 1.0, 100.0))
     it = 0
     while it < max_iter:
@@ -261,7 +295,8 @@ def robust_pass(
             except np.linalg.LinAlgError:
                 return np.inf
 
-        theta = optimize.minimize(neg, theta, method="L-BFGS-B", bounds=[(-12, 2)] + [(-6, 6)] * d + [(-12, 2)]).x
+        ls_bounds = [(float(lo), max(float(lo) + 1.0, 6.0)) for lo in np.log(ls_floor(domain))]
+        theta = optimize.minimize(neg, theta, method="L-BFGS-B", bounds=[(-12, 2), *ls_bounds, (-12, 2)]).x
         eta, ls, sigma = _hyper(theta)
         scale = _scale(domain, eta, ls, sigma)
         M = np.eye(phi.shape[1]) + scale[:, None] * G * scale[None, :]
@@ -294,9 +329,10 @@ def build_model(
     Given the hyperparameters the residuals are Gaussian, ``r ~ Normal(0, U U' + sigma^2 W^-1)``
     with ``U = eta Phi diag(sqrt(S(w)))`` and ``W`` the runs' robust weights
     (:func:`robust_weights`): the Student-t noise of the law, with each run's scale fixed at its
-    posterior expectation. The marginal likelihood is evaluated in the basis space (Woodbury):
-    with ``G = Phi' W Phi`` and ``h = Phi' W r`` computed once, each gradient costs one
-    Cholesky factor of a K x K matrix, whatever the number of runs. NUTS explores only
+    posterior expectation. The marginal likelihood is evaluated in the run space (one n x n
+    Cholesky factor) when there are no more runs than basis functions, else in the basis
+    space (Woodbury): with ``G = Phi' W Phi`` and ``h = Phi' W r`` computed once, each
+    gradient costs one Cholesky factor of a K x K matrix, whatever the number of runs. NUTS explores only
     ``eta``, ``ls`` and ``sigma`` -- without the funnel between ``eta`` and the coefficients
     that sampling them explicitly had (tree depth 8-10, chains that disagreed on ladders with
     few sizes). :func:`draw_coefficients` draws the coefficients ``z`` afterwards, exactly,
@@ -331,18 +367,30 @@ def build_model(
     ls_prior = priors["ls"]
     with pm.Model(coords={"input": list(domain.inputs)}) as model:
         eta = pm.HalfNormal("eta", sigma=priors["eta"].kwargs["sigma"])
-        ls = pm.LogNormal(
+        # length-scales below what the basis can represent are cut off: there the truncated
+        # basis carries only part of eta^2 and eta grows to make up for it (see ls_floor)
+        ls = pm.Truncated(
             "ls",
-            mu=np.log(np.asarray(domain.half)) + ls_prior.kwargs["mu"],
-            sigma=ls_prior.kwargs["sigma"],
+            pm.LogNormal.dist(
+                mu=np.log(np.asarray(domain.half)) + ls_prior.kwargs["mu"], sigma=ls_prior.kwargs["sigma"]
+            ),
+            lower=ls_floor(domain),
             dims="input",
         )
         sigma = pm.HalfNormal("sigma", sigma=priors["sigma"].kwargs["sigma"])
-        scale = eta * pt.exp(0.5 * log_spectral_density(ls, w, pt)) / sigma  # (K,)
-        L = cholesky(pt.eye(K) + scale[:, None] * G * scale[None, :])
-        c = solve_triangular(L, scale * h, lower=True) / sigma
-        quad = rWr / sigma**2 - pt.sum(c**2)
-        logdet = 2 * n * pt.log(sigma) - log_det_w + 2 * pt.sum(pt.log(pt.diagonal(L)))
+        if n <= K:  # run space: one n x n Cholesky factor of the covariance
+            spd = eta**2 * pt.exp(log_spectral_density(ls, w, pt))
+            cov = pt.dot(phi * spd[None, :], phi.T) + pt.diag(sigma**2 / wt)
+            L = cholesky(cov)
+            a = solve_triangular(L, r, lower=True)
+            quad = pt.sum(a**2)
+            logdet = 2 * pt.sum(pt.log(pt.diagonal(L)))
+        else:  # basis space (Woodbury): one K x K factor, whatever the number of runs
+            scale = eta * pt.exp(0.5 * log_spectral_density(ls, w, pt)) / sigma  # (K,)
+            L = cholesky(pt.eye(K) + scale[:, None] * G * scale[None, :])
+            c = solve_triangular(L, scale * h, lower=True) / sigma
+            quad = rWr / sigma**2 - pt.sum(c**2)
+            logdet = 2 * n * pt.log(sigma) - log_det_w + 2 * pt.sum(pt.log(pt.diagonal(L)))
         pm.Potential("residual", -0.5 * (quad + logdet + n * np.log(2 * np.pi)))
     return model
 

@@ -334,7 +334,8 @@ def _fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping
     domain = discrepancy.Domain.of_runs(runs, law.inputs)
     X = domain.log_inputs(runs.table)
     priors = discrepancy.default_priors()
-    robust = discrepancy.robust_pass(residuals, X, domain, priors, nu=float(np.median(sampled["nu"])))
+    start = discrepancy.law_weights(np.log(runs.loss)[None, :] - log_law, sampled["sigma"], sampled["nu"])
+    robust = discrepancy.robust_pass(residuals, X, domain, priors, nu=float(np.median(sampled["nu"])), weights=start)
     weights = robust.weights
     log.info(
         "discrepancy: robust first pass in %d EM steps (nu %.1f; %d of %d runs weighted below 0.5)",

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dev_tasks
 import recipe
+import small_ladders
 from dev_tasks import PREFIX as DEV_PREFIX
 
 import bayescale as bs
@@ -79,17 +80,26 @@ def main() -> None:
         action="store_true",
         help="also score the 15 extra tasks benchmarks/dev_tasks.py builds from ../shared/data",
     )
+    ap.add_argument(
+        "--small-tasks",
+        action="store_true",
+        help="also score the small-ladder tasks benchmarks/small_ladders.py builds (4-6 runs; one budget, one line)",
+    )
     args = ap.parse_args()
     tasks = sorted(p for p in Path(args.tasks).iterdir() if (p / "fit.csv").exists())
     with tempfile.TemporaryDirectory() as tmp:
         if args.dev_tasks:
             tasks += dev_tasks.build(Path(tmp))
+        if args.small_tasks:
+            tasks += small_ladders.write_tasks(Path(tmp))
         rows = []
         for i, task in enumerate(tasks, start=1):
             print(f"[{i}/{len(tasks)}] {task.name} ...", file=sys.stderr, flush=True)
             rows += run_task(task, args.level, args.bootstrap, args.seed)
     table = pd.DataFrame(rows)
-    table["set"] = ["dev" if DEV_PREFIX in t else "shared" for t in table["task"]]
+    table["set"] = [
+        "small" if t.startswith("small_") else "dev" if DEV_PREFIX in t else "shared" for t in table["task"]
+    ]
     pd.set_option("display.width", 200)
     per_task = table.pivot(index="task", columns="method", values=["coverage", "interval_score"])
     print(f"Per task ({args.level:.0%} bands): coverage and interval score (relative to the truth)")

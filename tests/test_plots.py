@@ -110,3 +110,15 @@ def test_plot_backtest_counts_runs_inside_and_outside():
     np.testing.assert_array_equal(heights, [1, 0, 0, 0, 0, 1, 0, 1, 0, 0])
     with pytest.raises(plots.PlotError, match=r"no 0\.5 interval"):
         plots.plot_backtest(BacktestResult(metrics=pd.DataFrame(), predictions=pred), level=0.5)
+
+
+def test_plot_literature_one_panel_per_quantity_with_every_ladder(tmp_path):
+    from bayescale.metaanalysis import QUANTITIES
+
+    fig = plots.plot_literature()
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == list(QUANTITIES)
+    # one error bar per ladder and source group: 41 ladders in the shipped table
+    n_points = sum(len(line.get_xdata()) for line in axes[0].lines if line.get_marker() == "o")
+    assert n_points == 41
+    fig.savefig(tmp_path / "literature.png")
