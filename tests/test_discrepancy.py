@@ -144,10 +144,13 @@ def test_collapsed_likelihood_is_the_gaussian_marginal(n):
     weights = rng.uniform(0.05, 1.2, n)
     model = disc.build_model(r, X, dom, disc.default_priors(), weights)
     point = model.initial_point()
-    point |= {"eta_log__": np.log(0.015), "ls_log__": np.log([1.5, 2.5]), "sigma_log__": np.log(0.01)}
+    point |= {"eta_log__": np.log(0.015), "sigma_log__": np.log(0.01)}
+    ls = disc.ls_floor(dom) + np.array([0.4, 0.6])  # the prior is truncated at the basis' floor
+    value = model.rvs_to_values[model["ls"]]
+    point[value.name] = model.rvs_to_transforms[model["ls"]].forward(ls, *model["ls"].owner.inputs).eval()
     graph = model.replace_rvs_by_values([model.potentials[0]])[0]
     potential = model.compile_fn(graph, inputs=model.value_vars, on_unused_input="ignore")(point)
-    spd = np.exp(disc.log_spectral_density(np.array([1.5, 2.5]), dom.frequencies(), np))
+    spd = np.exp(disc.log_spectral_density(ls, dom.frequencies(), np))
     expected = _direct_marginal_logp(r, dom.basis(X), 0.015, spd, 0.01**2 / weights)
     assert float(potential) == pytest.approx(expected, rel=1e-8)
 
