@@ -237,18 +237,10 @@ def fit(
         sampler,
         seed,
     )
-    idata = _sample(model, sampler, draws, tune, chains, seed, target_accept, progress, low_rank=True)
     checked = [n for n in law.params if not resolved[n].is_fixed] + list(NOISE_PARAMS)
-    if retry and target_accept < RETRY_TARGET_ACCEPT and not _stage_ok(idata, checked, chains, draws):
-        log.info(
-            "the law's chains did not converge at target_accept %.2f; sampling again at %.2f (smaller steps, "
-            "twice the draws thinned by 2)",
-            target_accept,
-            RETRY_TARGET_ACCEPT,
-        )
-        idata = _sample(
-            model, sampler, draws, tune, chains, seed, RETRY_TARGET_ACCEPT, progress, low_rank=True, thin=RETRY_THIN
-        )
+    stage = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains, "seed": seed}
+    stage |= {"target_accept": target_accept, "progress": progress, "retry": retry}
+    idata = _sample_checked(model, stage, checked, "the law", low_rank=True)
     with model:
         pm.compute_log_likelihood(idata, model=model, progressbar=False)
     # float32 halves the largest group (draws x runs) on disk and in memory; PSIS-LOO needs no more precision
@@ -319,6 +311,34 @@ def _sample(
     return idata
 
 
+def _sample_checked(model: Any, stage: Mapping[str, Any], checked: list[str], what: str, low_rank: bool) -> xr.DataTree:
+    """Sample one stage; when its chains fail their diagnostics, sample it once more at 0.99.
+
+    ``stage`` holds the sampler settings (sampler, draws, tune, chains, seed, target_accept,
+    progress, retry). The retry -- smaller steps through the narrow, curved posteriors of
+    ladders with few sizes, twice the draws thinned by 2 -- is taken only when ``retry`` is
+    true and ``target_accept`` is below :data:`RETRY_TARGET_ACCEPT`.
+    """
+    args = (model, stage["sampler"], stage["draws"], stage["tune"], stage["chains"], stage["seed"])
+    target_accept = float(stage["target_accept"])
+    idata = _sample(*args, target_accept, stage["progress"], low_rank=low_rank)
+    if (
+        stage.get("retry", True)
+        and target_accept < RETRY_TARGET_ACCEPT
+        and not _stage_ok(idata, checked, stage["chains"], stage["draws"])
+    ):
+        log.info(
+            "%s: the chains did not converge at target_accept %.2f; sampling again at %.2f (smaller steps, "
+            "twice the draws thinned by %d)",
+            what,
+            target_accept,
+            RETRY_TARGET_ACCEPT,
+            RETRY_THIN,
+        )
+        idata = _sample(*args, RETRY_TARGET_ACCEPT, stage["progress"], low_rank=low_rank, thin=RETRY_THIN)
+    return idata
+
+
 def _fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping[str, Any]) -> None:
     """Second stage: fit the model discrepancy to the law's residuals; store it in the result's tree.
 
@@ -346,36 +366,8 @@ def _fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping
     )
     model = discrepancy.build_model(residuals, X, domain, priors, weights)
     log.info("fitting the model discrepancy (GP on the law's residuals over log %s)", ", log ".join(law.inputs))
-    idata = _sample(
-        model,
-        settings["sampler"],
-        settings["draws"],
-        settings["tune"],
-        settings["chains"],
-        settings["seed"] + 1,
-        settings["target_accept"],
-        settings["progress"],
-        low_rank=False,
-    )
-    checked = ["eta", "ls", "sigma"]
-    if (
-        settings.get("retry", True)
-        and settings["target_accept"] < RETRY_TARGET_ACCEPT
-        and not _stage_ok(idata, checked, settings["chains"], settings["draws"])
-    ):
-        log.info("the discrepancy's chains did not converge; sampling again at target_accept %.2f", RETRY_TARGET_ACCEPT)
-        idata = _sample(
-            model,
-            settings["sampler"],
-            settings["draws"],
-            settings["tune"],
-            settings["chains"],
-            settings["seed"] + 1,
-            RETRY_TARGET_ACCEPT,
-            settings["progress"],
-            low_rank=False,
-            thin=RETRY_THIN,
-        )
+    stage = dict(settings) | {"seed": settings["seed"] + 1}
+    idata = _sample_checked(model, stage, ["eta", "ls", "sigma"], "the discrepancy", low_rank=False)
     post = idata["posterior"].to_dataset()
     shape = (post.sizes["chain"], post.sizes["draw"])
     flat = {"eta": post["eta"].to_numpy().reshape(-1), "sigma": post["sigma"].to_numpy().reshape(-1)}

@@ -88,6 +88,30 @@ def test_strict_turns_failed_diagnostics_into_error(mock_sampler, demo_runs):
         bs.fit(demo_runs, seed=5)
 
 
+def test_failed_stage_is_sampled_again_at_high_target_accept(mock_sampler, demo_runs, monkeypatch):
+    # Every stage "fails" its diagnostics: each is sampled once more at 0.99 with twice the draws thinned by 2,
+    # and the stored draws stay aligned across stages; retry=False samples each stage once.
+    import pymc as pm
+
+    from bayescale import sampling
+
+    calls = []
+
+    def recording(*args, **kwargs):
+        calls.append((kwargs["nuts"]["target_accept"], kwargs["draws"]))
+        return mock_sampler(*args, **kwargs)
+
+    monkeypatch.setattr(pm, "sample", recording)
+    monkeypatch.setattr(sampling, "_stage_ok", lambda *args: False)
+    result = _quiet_fit(demo_runs, seed=5, draws=300, calibrate=False)
+    assert calls == [(0.95, 300), (0.99, 600), (0.95, 300), (0.99, 600)]  # the law, then the discrepancy
+    assert result.tree["posterior"].sizes["draw"] == 300
+    assert result.tree["discrepancy"].sizes["draw"] == 300
+    calls.clear()
+    _quiet_fit(demo_runs, seed=5, draws=300, calibrate=False, retry=False)
+    assert calls == [(0.95, 300), (0.95, 300)]
+
+
 def test_prior_predictive(demo_runs):
     tree = bs.sample_prior_predictive(demo_runs, draws=50, seed=1)
     loss = np.exp(tree["prior_predictive"]["log_loss"].to_numpy())
