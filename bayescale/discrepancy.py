@@ -175,11 +175,19 @@ class RobustPass:
         Degrees of freedom of the Student-t noise.
     iterations : int
         EM iterations until the weights settled.
+    elbo : float
+        The variational objective at the end (:func:`elbo`): the lower bound on the log
+        marginal posterior of the hyperparameters and ``nu`` that EM climbs; of two passes
+        from different starts, the higher is the better mode.
+    eta : float
+        The GP amplitude at the pass's mode.
     """
 
     weights: np.ndarray
     nu: float
     iterations: int
+    elbo: float = float("nan")
+    eta: float = float("nan")
 
 
 def _hyper(theta: np.ndarray) -> tuple[float, np.ndarray, float]:
@@ -265,12 +273,11 @@ def robust_pass(
     nu : float
         Starting degrees of freedom (the law's posterior median).
     weights : array (n,), optional
-        Starting weights (default: the law's, :func:`law_weights`, or all 1). The
-        posterior can have two modes when a corner of the ladder strays far from the law --
-        a large, smooth discrepancy that bends through those runs, or outlying runs on a
-        small one; a stationary GP would carry the first everywhere, as bands as wide as the
-        corner's departure. Starting from the law's robust view, EM keeps the second unless
-        the runs around the corner agree.
+        Starting weights (default all 1). The posterior can have two modes when a corner
+        of the ladder strays far from the law -- a large, smooth discrepancy that bends
+        through those runs, or outlying runs on a small one -- and EM finds the one nearest
+        its start: :func:`best_robust_pass` starts from both and keeps the higher
+        :func:`elbo`.
     """
     from scipy import optimize, stats
 
@@ -297,13 +304,8 @@ def robust_pass(
 
         ls_bounds = [(float(lo), max(float(lo) + 1.0, 6.0)) for lo in np.log(ls_floor(domain))]
         theta = optimize.minimize(neg, theta, method="L-BFGS-B", bounds=[(-12, 2), *ls_bounds, (-12, 2)]).x
-        eta, ls, sigma = _hyper(theta)
-        scale = _scale(domain, eta, ls, sigma)
-        M = np.eye(phi.shape[1]) + scale[:, None] * G * scale[None, :]
-        A = phi * (sigma * scale)[None, :]  # delta = A z
-        mean = A @ np.linalg.solve(M, scale * h / sigma)
-        var = np.einsum("ik,ik->i", A, np.linalg.solve(M, A.T).T)
-        e = (r - mean) ** 2 + var
+        sigma = _hyper(theta)[2]
+        e = _expected_squared_errors(r, wt, phi, domain, theta)
 
         def neg_nu(v: float, e: np.ndarray = e, sigma: float = sigma) -> float:
             return -float(np.sum(stats.t.logpdf(np.sqrt(e), v, scale=sigma))) - stats.gamma.logpdf(v, 2.0, scale=10.0)
@@ -314,7 +316,78 @@ def robust_pass(
         wt = new
         if change < tol:
             break
-    return RobustPass(weights=wt, nu=nu, iterations=it)
+    return RobustPass(
+        weights=wt, nu=nu, iterations=it, elbo=elbo(r, wt, phi, domain, theta, nu, priors), eta=_hyper(theta)[0]
+    )
+
+
+def _expected_squared_errors(
+    r: np.ndarray, wt: np.ndarray, phi: np.ndarray, domain: Domain, theta: np.ndarray
+) -> np.ndarray:
+    """``E[(r_i - delta_i)^2]`` under the Gaussian posterior of the discrepancy given weights and hyperparameters."""
+    eta, ls, sigma = _hyper(theta)
+    scale = _scale(domain, eta, ls, sigma)
+    G = phi.T @ (wt[:, None] * phi)
+    M = np.eye(phi.shape[1]) + scale[:, None] * G * scale[None, :]
+    A = phi * (sigma * scale)[None, :]  # delta = A z
+    mean = A @ np.linalg.solve(M, scale * (phi.T @ (wt * r)) / sigma)
+    var = np.einsum("ik,ik->i", A, np.linalg.solve(M, A.T).T)
+    return (r - mean) ** 2 + var
+
+
+def elbo(
+    r: np.ndarray,
+    wt: np.ndarray,
+    phi: np.ndarray,
+    domain: Domain,
+    theta: np.ndarray,
+    nu: float,
+    priors: Mapping[str, Prior],
+) -> float:
+    """Mean-field lower bound on ``log p(r, theta, nu)`` that the robust pass's EM climbs.
+
+    The noise precision multipliers ``tau_i ~ Gamma(nu/2, nu/2)`` get their optimal factor
+    ``q(tau_i) = Gamma((nu + 1)/2, (nu + e_i / sigma^2)/2)`` (``e_i`` as in the E-step), the
+    discrepancy its Gaussian posterior given ``E[tau]``. With that ``q(delta)`` the Gaussian
+    part collapses to the weighted marginal likelihood, so the bound is the marginal at
+    ``w = E[tau]`` with ``log w_i`` replaced by ``E[log tau_i]``, minus the KL divergences of
+    the ``q(tau_i)`` from their prior, plus the log hyperpriors.
+    """
+    from scipy import special, stats
+
+    eta, ls, sigma = _hyper(theta)
+    e = _expected_squared_errors(r, wt, phi, domain, theta)
+    a = 0.5 * (nu + 1)
+    b = 0.5 * (nu + e / sigma**2)
+    w = a / b
+    G = phi.T @ (w[:, None] * phi)
+    h = phi.T @ (w * r)
+    value = _log_marginal(r, w, phi, G, h, _scale(domain, eta, ls, sigma), sigma)
+    value += 0.5 * float(np.sum(special.digamma(a) - np.log(b) - np.log(w)))
+    a0 = b0 = 0.5 * nu
+    kl = (a - a0) * special.digamma(a) - special.gammaln(a) + special.gammaln(a0)
+    kl = kl + a0 * (np.log(b) - np.log(b0)) + a * (b0 - b) / b
+    value -= float(np.sum(kl))
+    return value + _log_prior(theta, domain, priors) + float(stats.gamma.logpdf(nu, 2.0, scale=10.0))
+
+
+def best_robust_pass(
+    residuals: np.ndarray,
+    X: np.ndarray,
+    domain: Domain,
+    priors: Mapping[str, Prior],
+    nu: float,
+    starts: Sequence[np.ndarray | None],
+) -> RobustPass:
+    """The robust pass from each of ``starts`` (weights, ``None`` for all 1); the one of highest :func:`elbo`.
+
+    The posterior of the discrepancy can have two modes when a corner of the ladder strays
+    from the law (see :func:`robust_pass`); EM finds the one nearest its start. Starting from
+    both the law's weights and equal weights and keeping the higher bound chooses between
+    them by the marginal posterior rather than by where EM began.
+    """
+    passes = [robust_pass(residuals, X, domain, priors, nu=nu, weights=w) for w in starts]
+    return max(passes, key=lambda p: p.elbo if np.isfinite(p.elbo) else -np.inf)
 
 
 def build_model(

@@ -355,11 +355,13 @@ def _fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping
     X = domain.log_inputs(runs.table)
     priors = discrepancy.default_priors()
     start = discrepancy.law_weights(np.log(runs.loss)[None, :] - log_law, sampled["sigma"], sampled["nu"])
-    robust = discrepancy.robust_pass(residuals, X, domain, priors, nu=float(np.median(sampled["nu"])), weights=start)
+    nu = float(np.median(sampled["nu"]))
+    robust = discrepancy.best_robust_pass(residuals, X, domain, priors, nu=nu, starts=[start, None])
     weights = robust.weights
     log.info(
-        "discrepancy: robust first pass in %d EM steps (nu %.1f; %d of %d runs weighted below 0.5)",
+        "discrepancy: robust first pass in %d EM steps (eta %.3f, nu %.1f; %d of %d runs weighted below 0.5)",
         robust.iterations,
+        robust.eta,
         robust.nu,
         int(np.sum(weights < 0.5)),
         weights.size,

@@ -188,3 +188,43 @@ def test_robust_pass_downweights_an_outlier_but_not_a_smooth_misfit():
     others = np.delete(out.weights, 7)
     assert np.median(others) > 0.8
     assert 1.0 <= out.nu <= 100.0 and out.iterations >= 1
+
+
+def test_elbo_is_the_gaussian_marginal_when_nu_is_large():
+    # With nu -> infinity the noise is Gaussian, q(tau) collapses on 1 and the bound is exact: the weighted
+    # marginal likelihood at w = 1 plus the log hyperpriors.
+    from scipy import stats
+
+    rng = np.random.default_rng(2)
+    dom = disc.Domain(("N", "D"), center=(19.5, 23.0), half=(1.5, 2.0))
+    X = np.column_stack([rng.uniform(18, 21, 30), rng.uniform(21, 25, 30)])
+    r = rng.normal(0, 0.01, 30)
+    priors = disc.default_priors()
+    phi = dom.basis(X)
+    theta = np.concatenate([[np.log(0.02)], np.log(np.asarray(dom.half)), [np.log(0.01)]])
+    nu = 1e7
+    eta, ls, sigma = disc._hyper(theta)
+    w = np.ones(30)
+    exact = disc._log_marginal(r, w, phi, phi.T @ phi, phi.T @ r, disc._scale(dom, eta, ls, sigma), sigma)
+    exact += disc._log_prior(theta, dom, priors) + stats.gamma.logpdf(nu, 2.0, scale=10.0)
+    assert disc.elbo(r, w, phi, dom, theta, nu, priors) == pytest.approx(exact, abs=1e-2)
+    # at a small nu the bound is lower than the Gaussian marginal of the same weights would suggest, never NaN
+    assert np.isfinite(disc.elbo(r, w, phi, dom, theta, 3.0, priors))
+
+
+def test_best_robust_pass_leaves_a_bad_start_for_the_better_mode():
+    # A start that calls the smoothly departing largest sizes outliers: EM from there can stay put, EM from
+    # equal weights explains them by the GP; the pass kept is the one of higher bound, and it keeps their weight.
+    rng = np.random.default_rng(5)
+    dom = disc.Domain(("N", "D"), center=(19.5, 23.0), half=(1.5, 2.0))
+    n = 40
+    X = np.column_stack([rng.uniform(18, 21, n), rng.uniform(21, 25, n)])
+    corner = X[:, 0] > 20.5
+    r = 0.03 * np.tanh(2 * (X[:, 0] - 20.5)) * corner + rng.normal(0, 0.002, n)
+    bad = np.where(corner, 0.01, 1.0)
+    priors = disc.default_priors()
+    passes = [disc.robust_pass(r, X, dom, priors, nu=5.0, weights=w) for w in (bad, None)]
+    assert np.median(passes[0].weights[corner]) < 0.5  # the setting has two modes: the bad start stays in one
+    best = disc.best_robust_pass(r, X, dom, priors, nu=5.0, starts=[bad, None])
+    assert best.elbo == pytest.approx(max(p.elbo for p in passes))
+    assert np.median(best.weights[corner]) > 0.5
