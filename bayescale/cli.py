@@ -109,6 +109,11 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip the leave-future-out calibration of the band width (one extra, shorter fit)",
     )
+    g.add_argument(
+        "--no-retry",
+        action="store_true",
+        help="do not re-sample a stage whose diagnostics fail at target_accept 0.99 (faster short trial fits)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,6 +258,7 @@ def _sampling_options(args: argparse.Namespace) -> dict[str, object]:
         "target_accept": args.target_accept,
         "discrepancy": not args.no_discrepancy,
         "calibrate": not args.no_calibrate,
+        "retry": not args.no_retry,
     }
 
 

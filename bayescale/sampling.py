@@ -136,6 +136,7 @@ def assemble(
         "tune": int(settings["tune"]),
         "chains": int(settings["chains"]),
         "target_accept": float(settings["target_accept"]),
+        "retry": int(bool(settings.get("retry", True))),  # netCDF attributes hold no booleans
         "divergences": divergences,
         "versions": json.dumps(_versions()),
     }

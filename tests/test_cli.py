@@ -179,6 +179,7 @@ def test_fit_end_to_end_subprocess(tmp_path, demo_runs):
             "--prior",
             "alpha=Normal(0.35, 0.1)",
             "--no-discrepancy",
+            "--no-retry",
         ],
         capture_output=True,
         text=True,
@@ -191,3 +192,4 @@ def test_fit_end_to_end_subprocess(tmp_path, demo_runs):
     fit = bs.load(out)
     assert fit.seed == 3 and str(fit.priors["alpha"]) == "Normal(mu=0.35, sigma=0.1)"
     assert fit.discrepancy is None  # --no-discrepancy
+    assert fit.tree.attrs["retry"] == 0  # --no-retry

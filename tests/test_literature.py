@@ -110,7 +110,7 @@ def test_unidentified_ladders_fit_and_record_the_prior_set(mock_sampler, kind):
     runs = _runs(4, D=5e9) if kind == "one_D" else _runs(4, ratio=20.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # mocked draws fail diagnostics
-        f = bs.fit(runs, draws=20, tune=20, seed=1)
+        f = bs.fit(runs, draws=20, tune=20, seed=1, retry=False)
     assert f.prior_set == "literature"
     assert f.tree.attrs["prior_set"] == "literature"
     assert f.priors["alpha"].dist == "LogNormal"

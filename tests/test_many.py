@@ -15,7 +15,7 @@ from bayescale.diagnostics import DiagnosticsWarning
 from bayescale.errors import BayescaleError
 from bayescale.many import Job, _as_job, read_jobs
 
-SMALL = {"draws": 100, "tune": 100, "discrepancy": False, "calibrate": False}
+SMALL = {"draws": 100, "tune": 100, "discrepancy": False, "calibrate": False, "retry": False}
 
 
 def test_jobs_from_mappings_keep_fit_options():
@@ -97,7 +97,7 @@ def test_cli_fit_many_default_pool(demo_runs, tmp_path, capsys):
         demo_runs.table[["N", "D", "loss"]].to_csv(tmp_path / f"{name}.csv", index=False)
     out = tmp_path / "fits"
     out.mkdir()
-    args = ["fit-many", str(tmp_path / "*.csv"), "--out-dir", str(out), "--draws", "100", "--tune", "100"]
+    args = ["fit-many", str(tmp_path / "*.csv"), "--out-dir", str(out), "--draws", "100", "--tune", "100", "--no-retry"]
     assert main([*args, "--no-discrepancy", "--no-calibrate", "--seed", "1", "--format", "csv"]) == 0
     table = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
     assert len(table) == 2 and sorted(p.name for p in out.glob("*.nc")) == ["a.nc", "b.nc"]

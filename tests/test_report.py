@@ -88,7 +88,8 @@ def test_markdown_report_writes_pngs_beside_it(real_fit, tmp_path):
 def test_report_with_a_comparison(real_fit, mock_sampler, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticsWarning)
-        other = bs.fit(real_fit.runs, law="kaplan", draws=50, tune=50, discrepancy=False, calibrate=False, seed=1)
+        short = {"draws": 50, "tune": 50, "discrepancy": False, "calibrate": False, "retry": False}
+        other = bs.fit(real_fit.runs, law="kaplan", seed=1, **short)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # mocked kaplan draws: Pareto k
         text = write_report(real_fit, tmp_path / "c.html", compare=[other]).read_text()
