@@ -401,7 +401,7 @@ def build_model(
 
     Given the hyperparameters the residuals are Gaussian, ``r ~ Normal(0, U U' + sigma^2 W^-1)``
     with ``U = eta Phi diag(sqrt(S(w)))`` and ``W`` the runs' robust weights
-    (:func:`robust_weights`): the Student-t noise of the law, with each run's scale fixed at its
+    (:func:`robust_pass`): the Student-t noise of the law, with each run's scale fixed at its
     posterior expectation. The marginal likelihood is evaluated in the run space (one n x n
     Cholesky factor) when there are no more runs than basis functions, else in the basis
     space (Woodbury): with ``G = Phi' W Phi`` and ``h = Phi' W r`` computed once, each

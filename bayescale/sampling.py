@@ -239,13 +239,6 @@ def fit(
         seed,
     )
     checked = [n for n in law.params if not resolved[n].is_fixed] + list(NOISE_PARAMS)
-    stage = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains, "seed": seed}
-    stage |= {"target_accept": target_accept, "progress": progress, "retry": retry}
-    idata = _sample_checked(model, stage, checked, "the law", low_rank=True)
-    with model:
-        pm.compute_log_likelihood(idata, model=model, progressbar=False)
-    # float32 halves the largest group (draws x runs) on disk and in memory; PSIS-LOO needs no more precision
-    idata["log_likelihood"] = idata["log_likelihood"].to_dataset().astype("float32")
     settings = {
         "retry": retry,
         "prior_set": used_set,
@@ -257,6 +250,11 @@ def fit(
         "target_accept": target_accept,
         "progress": progress,
     }
+    idata = _sample_checked(model, settings, checked, "the law", low_rank=True)
+    with model:
+        pm.compute_log_likelihood(idata, model=model, progressbar=False)
+    # float32 halves the largest group (draws x runs) on disk and in memory; PSIS-LOO needs no more precision
+    idata["log_likelihood"] = idata["log_likelihood"].to_dataset().astype("float32")
     result = assemble(idata, law, runs, resolved, settings)
     if discrepancy:
         _fit_discrepancy(result, runs, law, settings)
