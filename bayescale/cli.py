@@ -283,13 +283,14 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     result.save(out)
     d = result.diagnostics
     log.info(
-        "saved %s (%s, %d runs; max R-hat %.3f, min ESS %.0f, %d divergences)",
+        "saved %s (%s, %d runs; max R-hat %.3f, min ESS %.0f, %d divergences%s)",
         out,
         result.law.name,
         len(runs),
         d.max_rhat,
         min(d.min_ess_bulk, d.min_ess_tail),
         d.divergences,
+        f"; importance weights' Pareto khat {d.max_khat:.2f}" if d.max_khat == d.max_khat else "",  # not NaN
     )
     return 0
 

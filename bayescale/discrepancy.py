@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bayescale.data import Runs
+from bayescale.importance import ImportanceDraws
 from bayescale.priors import Prior
 
 if TYPE_CHECKING:
@@ -181,6 +182,8 @@ class RobustPass:
         from different starts, the higher is the better mode.
     eta : float
         The GP amplitude at the pass's mode.
+    theta : array, optional
+        The hyperparameters at the pass's mode, ``(log eta, log ls..., log sigma)``.
     """
 
     weights: np.ndarray
@@ -188,6 +191,7 @@ class RobustPass:
     iterations: int
     elbo: float = float("nan")
     eta: float = float("nan")
+    theta: np.ndarray | None = None
 
 
 def _hyper(theta: np.ndarray) -> tuple[float, np.ndarray, float]:
@@ -317,7 +321,12 @@ def robust_pass(
         if change < tol:
             break
     return RobustPass(
-        weights=wt, nu=nu, iterations=it, elbo=elbo(r, wt, phi, domain, theta, nu, priors), eta=_hyper(theta)[0]
+        weights=wt,
+        nu=nu,
+        iterations=it,
+        elbo=elbo(r, wt, phi, domain, theta, nu, priors),
+        eta=_hyper(theta)[0],
+        theta=theta,
     )
 
 
@@ -388,6 +397,136 @@ def best_robust_pass(
     """
     passes = [robust_pass(residuals, X, domain, priors, nu=nu, weights=w) for w in starts]
     return max(passes, key=lambda p: p.elbo if np.isfinite(p.elbo) else -np.inf)
+
+
+def log_posterior(
+    theta: np.ndarray,
+    residuals: np.ndarray,
+    X: np.ndarray,
+    domain: Domain,
+    priors: Mapping[str, Prior],
+    weights: np.ndarray | None = None,
+    chunk: int = 64,
+) -> np.ndarray:
+    """Log posterior of the hyperparameters, coefficients integrated out, at many points at once.
+
+    The density :func:`build_model` gives NUTS, on the unconstrained scale ``theta = (log eta,
+    log ls..., log sigma)`` (B, 2 + d), Jacobian included: ``-inf`` below the length-scale
+    floor (:func:`ls_floor`, where the prior is truncated). The marginal likelihood is
+    evaluated in the run space or the basis space, whichever costs less (the run space for
+    fewer than about K / 2 runs), in batches of ``chunk`` points.
+    """
+    from scipy.linalg import solve_triangular
+
+    theta = np.atleast_2d(np.asarray(theta, dtype=float))
+    r = np.asarray(residuals, dtype=float)
+    n = r.size
+    wt = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    phi = domain.basis(X)
+    K = phi.shape[1]
+    w = domain.frequencies()
+    out = np.full(theta.shape[0], -np.inf)
+    inside = np.all(theta[:, 1:-1] >= np.log(ls_floor(domain)), axis=1)
+    inside &= np.all(np.isfinite(theta), axis=1) & np.all(np.abs(theta) < 30, axis=1)
+    eta, ls, sigma = np.exp(theta[:, 0]), np.exp(theta[:, 1:-1]), np.exp(theta[:, -1])
+    mu = np.log(np.asarray(domain.half)) + priors["ls"].kwargs["mu"]
+    lp = -0.5 * (eta / priors["eta"].kwargs["sigma"]) ** 2 + theta[:, 0]
+    lp += -0.5 * (sigma / priors["sigma"].kwargs["sigma"]) ** 2 + theta[:, -1]
+    lp += np.sum(-0.5 * ((theta[:, 1:-1] - mu) / priors["ls"].kwargs["sigma"]) ** 2, axis=1)
+    G = phi.T @ (wt[:, None] * phi)
+    h = phi.T @ (wt * r)
+    rWr = float(np.sum(wt * r**2))
+    log_det_w = float(np.sum(np.log(wt)))
+    rows = np.flatnonzero(inside)
+    # the run space costs n^2 K + n^3 / 3 per point (forming and factoring the covariance), the basis
+    # space K^3 / 3 (G is formed once): the cheaper one
+    run_space = n * n * K + n**3 / 3 < K**3 / 3
+    for start in range(0, rows.size, chunk):
+        idx = rows[start : start + chunk]
+        spd = np.exp(log_spectral_density(ls[idx], w, np))  # (b, K)
+        if run_space:  # one n x n factor per point
+            cov = (phi[None] * (eta[idx, None] ** 2 * spd)[:, None, :]) @ phi.T  # (b, n, n) by BLAS
+            cov[:, np.arange(n), np.arange(n)] += sigma[idx, None] ** 2 / wt
+        else:  # basis space (Woodbury)
+            scale = eta[idx, None] * np.sqrt(spd) / sigma[idx, None]
+            cov = np.eye(K)[None] + scale[:, :, None] * G[None] * scale[:, None, :]
+        try:
+            factors = np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError:  # one of the batch is not positive definite: factor one by one
+            factors = None
+        for j, i in enumerate(idx):
+            try:
+                L = factors[j] if factors is not None else np.linalg.cholesky(cov[j])
+            except np.linalg.LinAlgError:
+                continue
+            if run_space:
+                a = solve_triangular(L, r, lower=True, check_finite=False)
+                quad = float(a @ a)
+                logdet = 2 * float(np.sum(np.log(np.diag(L))))
+            else:
+                c = solve_triangular(L, scale[j] * h, lower=True, check_finite=False) / sigma[i]
+                quad = rWr / sigma[i] ** 2 - float(c @ c)
+                logdet = 2 * n * theta[i, -1] - log_det_w + 2 * float(np.sum(np.log(np.diag(L))))
+            out[i] = lp[i] - 0.5 * (quad + logdet + n * np.log(2 * np.pi))
+    return out
+
+
+def sample_hyperparameters(
+    residuals: np.ndarray,
+    X: np.ndarray,
+    domain: Domain,
+    priors: Mapping[str, Prior],
+    weights: np.ndarray | None,
+    start: np.ndarray,
+    draws: int,
+    rng: np.random.Generator,
+) -> tuple[dict[str, np.ndarray], ImportanceDraws]:
+    """Independent posterior draws of ``eta``, ``ls``, ``sigma`` by importance sampling.
+
+    The same posterior :func:`build_model` gives NUTS (:func:`log_posterior`), sampled from a
+    Student-t proposal at its mode with the inverse Hessian as scale, refined once
+    (:func:`bayescale.importance.sample`). Three or four hyperparameters and a density that
+    costs one small Cholesky factor: a few thousand evaluations replace compiling and tuning
+    NUTS. The caller checks ``ok`` (Pareto ``khat`` at most 0.7) and falls back to NUTS when
+    the proposal did not cover the posterior.
+
+    Parameters
+    ----------
+    residuals, X, domain, priors, weights
+        As for :func:`build_model`.
+    start : array
+        Where to start the search for the mode (the robust pass's ``theta``).
+    draws : int
+        Draws to return.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    params : dict
+        ``eta`` (S,), ``ls`` (S, d), ``sigma`` (S,).
+    draws : ImportanceDraws
+        The draws on the unconstrained scale, with ``khat`` and the effective sample size.
+    """
+    from scipy import optimize
+
+    from bayescale import importance
+
+    def neg(t: np.ndarray) -> float:
+        value = float(log_posterior(t, residuals, X, domain, priors, weights)[0])
+        return -value if np.isfinite(value) else 1e300
+
+    floor = np.log(ls_floor(domain))
+    bounds = [(-12.0, 2.0), *[(float(lo), max(float(lo) + 1.0, 6.0)) for lo in floor], (-12.0, 2.0)]
+    start = np.clip(np.asarray(start, dtype=float), [b[0] for b in bounds], [b[1] for b in bounds])
+    mode = optimize.minimize(neg, start, method="L-BFGS-B", bounds=bounds).x
+    # a mode on the length-scale floor: the Hessian is taken just inside, where the density is finite
+    inner = np.concatenate([[mode[0]], np.maximum(mode[1:-1], floor + 2e-3), [mode[-1]]])
+    cov = importance.laplace_scale(neg, inner)
+    result = importance.sample(
+        lambda t: log_posterior(t, residuals, X, domain, priors, weights), inner, cov, draws, rng
+    )
+    eta, ls, sigma = np.exp(result.draws[:, 0]), np.exp(result.draws[:, 1:-1]), np.exp(result.draws[:, -1])
+    return {"eta": eta, "ls": ls, "sigma": sigma}, result
 
 
 def build_model(
@@ -494,6 +633,8 @@ def draw_coefficients(
         * np.exp(0.5 * log_spectral_density(np.asarray(params["ls"], dtype=float), domain.frequencies(), np))
         / sigma[:, None]
     )  # (S, K)
+    from scipy.linalg import solve_triangular
+
     S, K = scale.shape
     out = np.empty((S, K))
     for start in range(0, S, chunk):
@@ -501,9 +642,11 @@ def draw_coefficients(
         M = scale[sl, :, None] * G[None] * scale[sl, None, :] + np.eye(K)[None]
         b = scale[sl] * h[None, :] / sigma[sl, None]
         L = np.linalg.cholesky(M)
-        mean = np.linalg.solve(M, b[..., None])[..., 0]
-        xi = rng.standard_normal((mean.shape[0], K, 1))
-        out[sl] = mean + np.linalg.solve(np.swapaxes(L, 1, 2), xi)[..., 0]
+        xi = rng.standard_normal((M.shape[0], K))
+        # z = M^-1 b + L^-T xi = L^-T (L^-1 b + xi): one factor, two triangular solves
+        for j in range(M.shape[0]):
+            y = solve_triangular(L[j], b[j], lower=True, check_finite=False)
+            out[start + j] = solve_triangular(L[j], y + xi[j], lower=True, trans="T", check_finite=False)
     return out
 
 

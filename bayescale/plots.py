@@ -136,7 +136,7 @@ def plot_loss(
     ax.set_ylabel("final loss (nats/token)")
     path = f" along D/N = {ratio:.3g}" if _has_nd(fit) else ""
     ax.set_title(f"{fit.law.name}: predicted loss{path}")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")  # "best" searches the data: slow, and warns, on large fits
     return fig
 
 
@@ -186,7 +186,7 @@ def plot_isoflop(fit: ScalingFit, budgets: Sequence[float] | None = None, interv
     ax.set_xlabel("parameters N")
     ax.set_ylabel("expected final loss (nats/token)")
     ax.set_title(f"isoFLOP profiles: {interval:.0%} bands; dots = N_opt with {interval:.0%} interval")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")
     return fig
 
 
@@ -241,7 +241,7 @@ def plot_allocation(
         ax.set_yscale("log")
         ax.set_xlabel("training compute C (FLOPs)")
         ax.set_ylabel("parameters N_opt" if q == "N_opt" else "tokens D_opt")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper right")
     axes[0, 0].set_title("compute-optimal model size")
     axes[0, 1].set_title("compute-optimal tokens")
     ax = axes[0, 2]
@@ -253,7 +253,7 @@ def plot_allocation(
     ax.set_xlabel("budget C (FLOPs)")
     ax.set_ylabel("log10 tokens per parameter (posterior)")
     ax.set_title("tokens per parameter")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     return fig
 
 
@@ -299,7 +299,7 @@ def plot_posteriors(fit: ScalingFit, params: Sequence[str] | None = None) -> Fig
         ax.set_yticks([])
     for ax in list(axes.flat)[len(names) :]:
         ax.set_visible(False)
-    axes.flat[0].legend(fontsize=7)
+    axes.flat[0].legend(fontsize=7, loc="upper right")
     fig.suptitle(f"{fit.law.name}: posterior against prior (prior drawn over the posterior's range)")
     return fig
 
@@ -384,7 +384,7 @@ def plot_comparison(comparison: Comparison) -> Figure:
             )
     ax.set_yticks(y, t["law"])
     ax.set_xlabel("elpd (PSIS-LOO, higher is better)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     ax.set_title("leave-one-out")
     col = 1
     if has_lfo:
@@ -403,7 +403,7 @@ def plot_comparison(comparison: Comparison) -> Figure:
     ax.set_xlim(0, 1)
     ax.set_xlabel("weight")
     ax.set_title("model weights")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     return fig
 
 
@@ -448,7 +448,7 @@ def plot_backtest(result: BacktestResult, level: float = 0.9) -> Figure:
     ax.set_xlabel("actual loss of the held-out run")
     ax.set_ylabel("predicted loss (median and band)")
     ax.set_title(f"held-out runs: coverage {inside.mean():.0%} (nominal {level:.0%})")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     ax = axes[0, 1]
     counts = result.pit_histogram
     ax.bar((np.arange(PIT_BINS) + 0.5) / PIT_BINS, counts, width=1 / PIT_BINS, color=_BAND, edgecolor="white")
@@ -456,7 +456,7 @@ def plot_backtest(result: BacktestResult, level: float = 0.9) -> Figure:
     ax.set_xlabel("PIT (share of predictive draws below the actual loss)")
     ax.set_ylabel("held-out runs")
     ax.set_title("PIT histogram: U-shaped = bands too narrow")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     return fig
 
 
@@ -485,7 +485,7 @@ def plot_residuals(fit: ScalingFit) -> Figure:
             ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel("residual (% of loss, log scale)")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper right")
     fig.suptitle(f"{fit.law.name}: residuals (structure here is what the discrepancy term absorbs)")
     return fig
 

@@ -14,7 +14,7 @@ import pandas as pd
 import xarray as xr
 
 from bayescale.data import Runs, load_runs
-from bayescale.diagnostics import DiagnosticsWarning, compute_table
+from bayescale.diagnostics import DiagnosticsWarning, compute_table, importance_table
 from bayescale.errors import BayescaleError, DiagnosticsError
 from bayescale.laws import Law, default_law, get_law
 from bayescale.model import NOISE_PARAMS, build_model, check_identifiable, resolve_priors
@@ -365,14 +365,45 @@ def _fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping
         int(np.sum(weights < 0.5)),
         weights.size,
     )
-    model = discrepancy.build_model(residuals, X, domain, priors, weights)
     log.info("fitting the model discrepancy (GP on the law's residuals over log %s)", ", log ".join(law.inputs))
-    stage = dict(settings) | {"seed": settings["seed"] + 1}
-    idata = _sample_checked(model, stage, ["eta", "ls", "sigma"], "the discrepancy", low_rank=False)
-    post = idata["posterior"].to_dataset()
-    shape = (post.sizes["chain"], post.sizes["draw"])
-    flat = {"eta": post["eta"].to_numpy().reshape(-1), "sigma": post["sigma"].to_numpy().reshape(-1)}
-    flat["ls"] = post["ls"].to_numpy().reshape(flat["eta"].size, -1)
+    shape = (int(settings["chains"]), int(settings["draws"]))
+    flat, imp = discrepancy.sample_hyperparameters(
+        residuals,
+        X,
+        domain,
+        priors,
+        weights,
+        robust.theta,
+        shape[0] * shape[1],
+        np.random.default_rng(settings["seed"] + 1),
+    )
+    idata = None
+    if imp.ok:
+        log.info(
+            "discrepancy hyperparameters by importance sampling: %d proposals, Pareto khat %.2f, ESS %.0f",
+            imp.proposals,
+            imp.khat,
+            imp.ess,
+        )
+        post = xr.Dataset(
+            {
+                "eta": (("chain", "draw"), flat["eta"].reshape(shape)),
+                "ls": (("chain", "draw", "input"), flat["ls"].reshape(*shape, -1)),
+                "sigma": (("chain", "draw"), flat["sigma"].reshape(shape)),
+            },
+            coords={"chain": np.arange(shape[0]), "draw": np.arange(shape[1]), "input": list(domain.inputs)},
+        )
+        table = importance_table(["eta", "ls", "sigma"], imp.ess, imp.khat)
+    else:
+        log.info("importance sampling of the discrepancy did not cover it (Pareto khat %.2f): NUTS instead", imp.khat)
+        model = discrepancy.build_model(residuals, X, domain, priors, weights)
+        stage = dict(settings) | {"seed": settings["seed"] + 1}
+        idata = _sample_checked(model, stage, ["eta", "ls", "sigma"], "the discrepancy", low_rank=False)
+        post = idata["posterior"].to_dataset()
+        shape = (post.sizes["chain"], post.sizes["draw"])
+        flat = {"eta": post["eta"].to_numpy().reshape(-1), "sigma": post["sigma"].to_numpy().reshape(-1)}
+        flat["ls"] = post["ls"].to_numpy().reshape(flat["eta"].size, -1)
+        table = compute_table(post, ["eta", "ls", "sigma"])
     z = discrepancy.draw_coefficients(domain, X, residuals, flat, np.random.default_rng(settings["seed"] + 3), weights)
     post["z"] = (("chain", "draw", "basis"), z.reshape(*shape, -1))
     # the new-run noise: Student-t with the robust pass's nu and the sampled sigma
@@ -380,11 +411,10 @@ def _fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping
     post["run_weight"] = ("run", weights)
     result.tree["discrepancy"] = post[[*discrepancy.PARAMS, "run_weight"]]
     result.tree.attrs["discrepancy_domain"] = domain.to_json()
-    # the second stage's convergence joins the fit's diagnostics (as delta_eta, delta_sigma, delta_nu)
-    table = compute_table(post, ["eta", "ls", "sigma"])
+    # the second stage's convergence joins the fit's diagnostics (as delta_eta, delta_ls, delta_sigma)
     table = table.assign_coords(parameter=np.array([f"delta_{p}" for p in ("eta", "ls", "sigma")], dtype=object))
     result.tree["diagnostics"] = xr.concat([result.tree["diagnostics"].to_dataset(), table], dim="parameter")
-    stats = idata["sample_stats"].to_dataset() if "sample_stats" in idata.children else None
+    stats = idata["sample_stats"].to_dataset() if idata is not None and "sample_stats" in idata.children else None
     if stats is not None and "diverging" in stats:
         result.tree.attrs["divergences"] = int(result.tree.attrs["divergences"]) + int(stats["diverging"].sum())
     log.info(

@@ -90,10 +90,19 @@ def test_strict_turns_failed_diagnostics_into_error(mock_sampler, demo_runs):
 
 def test_failed_stage_is_sampled_again_at_high_target_accept(mock_sampler, demo_runs, monkeypatch):
     # Every stage "fails" its diagnostics: each is sampled once more at 0.99 with twice the draws thinned by 2,
-    # and the stored draws stay aligned across stages; retry=False samples each stage once.
+    # and the stored draws stay aligned across stages; retry=False samples each stage once. The discrepancy
+    # stage's importance weights are made to fail too, so that it runs NUTS.
     import pymc as pm
 
-    from bayescale import sampling
+    from bayescale import importance, sampling
+
+    original = importance.sample
+
+    def failing(*args, **kwargs):
+        out = original(*args, **kwargs)
+        return importance.ImportanceDraws(out.draws, khat=1.5, ess=3.0, proposals=out.proposals)
+
+    monkeypatch.setattr(importance, "sample", failing)
 
     calls = []
 
