@@ -1,6 +1,6 @@
 """Model averaging: a mixture of several fits' posterior draws, answering like one fit.
 
-:func:`average` takes fits (or a :class:`~bayescale.comparison.Comparison`) and weights, and
+:func:`bayescale.comparison.average` takes fits (or a :class:`~bayescale.comparison.Comparison`) and weights, and
 returns an :class:`AveragedFit` whose ``predict`` and ``optimal`` have the same
 signatures and columns as :class:`~bayescale.result.ScalingFit`'s. Its draws are a
 mixture: ``round(w_i S)`` draws of fit ``i`` (``S`` the largest number of draws among the
@@ -11,9 +11,7 @@ seeded noise). A fit with weight 1 therefore gives its own predictions unchanged
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -22,9 +20,6 @@ from bayescale.errors import BayescaleError
 from bayescale.predict import draws_table, log_draws
 from bayescale.result import ScalingFit
 from bayescale.stats import check_interval
-
-if TYPE_CHECKING:
-    from bayescale.comparison import Comparison
 
 
 class AveragingError(BayescaleError, ValueError):
@@ -132,50 +127,3 @@ class AveragedFit:
     def __repr__(self) -> str:
         w = ", ".join(f"{n} {w:.2f}" for n, w in self.weights.items())
         return f"<AveragedFit {w}>"
-
-
-def average(
-    results: Comparison | Mapping[str, ScalingFit] | Sequence[ScalingFit | str | Path],
-    weights: str | Mapping[str, float] = "stacking",
-    seed: int | None = None,
-) -> AveragedFit:
-    """Average fits of different laws by weights.
-
-    Parameters
-    ----------
-    results : Comparison, mapping name -> ScalingFit, or sequence of fits / fit paths
-        The fits to average (a sequence is named by law).
-    weights : "stacking", "lfo" or mapping, default "stacking"
-        Stacking weights on PSIS-LOO, stacking weights on the leave-future-out scores
-        (both from :func:`bayescale.comparison`, run here when ``results`` are fits), or
-        explicit non-negative weights by name (normalised to sum 1).
-    seed : int, optional
-        Seed of the choice of draws (default: the first fit's seed).
-
-    Returns
-    -------
-    AveragedFit
-    """
-    from bayescale.comparison import Comparison, _as_fits, compare
-
-    if isinstance(results, Comparison):
-        comparison, fits = results, results.fits
-    else:
-        comparison, fits = None, _as_fits(results)
-    if isinstance(weights, str):
-        if weights not in ("stacking", "lfo"):
-            raise AveragingError(f"unknown weights {weights!r}; use 'stacking', 'lfo' or a mapping of law to weight")
-        if comparison is None:
-            comparison = compare(fits, holdout_top=0.2 if weights == "lfo" else None)
-        w = comparison.weights(weights)
-    else:
-        unknown = sorted(set(weights) - set(fits))
-        if unknown:
-            raise AveragingError(f"weights for unknown fits {', '.join(unknown)}; the fits are {', '.join(fits)}")
-        w = {name: float(weights.get(name, 0.0)) for name in fits}
-    values = np.array(list(w.values()))
-    if not np.all(np.isfinite(values)) or (values < 0).any() or values.sum() <= 0:
-        raise AveragingError(f"weights must be non-negative and not all zero, got {w}")
-    w = {name: v / values.sum() for name, v in w.items()}
-    first = next(iter(fits.values()))
-    return AveragedFit(fits, w, first.seed if seed is None else seed)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -81,38 +80,6 @@ def scale_draws(z: np.ndarray, n: int, rng: np.random.Generator, prior_sd: float
     if not np.isfinite(z).any():
         return np.ones(n)
     return np.exp(rng.choice(LOG_S_GRID, size=n, p=log_scale_posterior(z, prior_sd)))
-
-
-def leave_future_out(
-    runs: Runs, law: str, priors: Mapping[str, Any] | None, min_runs: int, fit_kwargs: Mapping[str, Any]
-) -> dict[str, np.ndarray]:
-    """Re-fit below the compute cutoff and return the held-out runs' standardized errors.
-
-    Returns empty arrays when holding out would leave fewer than ``min_runs`` runs.
-    """
-    import warnings
-
-    from bayescale.backtesting import holdout_top_compute
-    from bayescale.diagnostics import DiagnosticsWarning
-    from bayescale.sampling import fit
-
-    held = holdout_top_compute(runs, HOLDOUT)
-    if (~held).sum() < min_runs:
-        return {"z": np.empty(0), "C": np.empty(0), "reach": {}}
-    train, test = runs.subset(~held), runs.subset(held)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DiagnosticsWarning)  # a shorter re-fit: its spread is what is used
-        sub = fit(train, law=law, priors=priors, calibrate=False, **fit_kwargs)
-    # independent deviates per held-out run: their Monte Carlo errors average out in the pooled z
-    pred = sub.predict(**{x: test.values(x) for x in test.inputs}, interval=0.9, independent=True)
-    z = standardized_errors(
-        np.log(test.loss),
-        np.log(pred["median"].to_numpy()),
-        np.log(pred["lower"].to_numpy()),
-        np.log(pred["upper"].to_numpy()),
-    )
-    C = test.values("C") if test.has("C") else np.full(len(test), np.nan)
-    return {"z": z, "C": C, "reach": split_reach(train, test)}
 
 
 def split_reach(train: Runs, test: Runs) -> dict[str, float]:

@@ -264,8 +264,8 @@ def _sampling_options(args: argparse.Namespace) -> dict[str, object]:
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from bayescale.data import load_runs
+    from bayescale.pipeline import fit
     from bayescale.priors import parse_assignment
-    from bayescale.sampling import fit
 
     out = Path(args.out)
     if not out.parent.exists() and str(out.parent):
@@ -457,7 +457,7 @@ def _cmd_fit_many(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from bayescale.datasets import load_demo
-    from bayescale.sampling import fit
+    from bayescale.pipeline import fit
 
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from bayescale.averaging import AveragedFit, AveragingError
 from bayescale.errors import BayescaleError
 from bayescale.result import ScalingFit
 
 if TYPE_CHECKING:
-    from bayescale.averaging import AveragedFit
     from bayescale.data import Runs
 
 #: Default share of runs (top by compute) held out for the leave-future-out score.
@@ -101,15 +101,13 @@ class Comparison:
 
     def average(self, weights: str | Mapping[str, float] = "stacking", seed: int | None = None) -> AveragedFit:
         """Model-averaged fit: see :func:`bayescale.average`."""
-        from bayescale.averaging import average
-
         return average(self, weights=weights, seed=seed)
 
 
 def _fit_laws(
     runs: Runs, laws: Sequence[str], priors: Mapping[str, Mapping[str, Any]] | None, fit_kwargs: Mapping[str, Any]
 ) -> dict[str, ScalingFit]:
-    from bayescale.sampling import fit
+    from bayescale.pipeline import fit
 
     fits = {}
     for name in laws:
@@ -173,10 +171,10 @@ def lfo_pointwise(
     from scipy.special import logsumexp
     from scipy.stats import t as student_t
 
-    from bayescale.backtesting import holdout_top_compute
     from bayescale.diagnostics import DiagnosticsWarning
+    from bayescale.pipeline import fit
     from bayescale.predict import as_columns, law_log_loss
-    from bayescale.sampling import fit
+    from bayescale.splits import holdout_top_compute
 
     runs = fitted.runs
     held = holdout_top_compute(runs, holdout)
@@ -299,8 +297,8 @@ def compare(
         runs = _as_runs(data)
         names = _check_laws(laws, runs)
         if holdout_top is not None:  # fail before hours of sampling, not after
-            from bayescale.backtesting import holdout_top_compute
             from bayescale.laws import get_law
+            from bayescale.splits import holdout_top_compute
 
             left = int((~holdout_top_compute(runs, holdout_top)).sum())
             need = max(n_free_params(resolve_priors(get_law(n), runs, (priors or {}).get(n))) + 1 for n in names)
@@ -373,3 +371,48 @@ def compare(
             )
         row.update(_allocation_columns(fits[row["law"]], budget, interval))
     return Comparison(pd.DataFrame(rows, columns=COLUMNS), fits, pointwise, budget)
+
+
+def average(
+    results: Comparison | Mapping[str, ScalingFit] | Sequence[ScalingFit | str | Path],
+    weights: str | Mapping[str, float] = "stacking",
+    seed: int | None = None,
+) -> AveragedFit:
+    """Average fits of different laws by weights.
+
+    Parameters
+    ----------
+    results : Comparison, mapping name -> ScalingFit, or sequence of fits / fit paths
+        The fits to average (a sequence is named by law).
+    weights : "stacking", "lfo" or mapping, default "stacking"
+        Stacking weights on PSIS-LOO, stacking weights on the leave-future-out scores
+        (both from :func:`bayescale.comparison`, run here when ``results`` are fits), or
+        explicit non-negative weights by name (normalised to sum 1).
+    seed : int, optional
+        Seed of the choice of draws (default: the first fit's seed).
+
+    Returns
+    -------
+    AveragedFit
+    """
+    if isinstance(results, Comparison):
+        comparison, fits = results, results.fits
+    else:
+        comparison, fits = None, _as_fits(results)
+    if isinstance(weights, str):
+        if weights not in ("stacking", "lfo"):
+            raise AveragingError(f"unknown weights {weights!r}; use 'stacking', 'lfo' or a mapping of law to weight")
+        if comparison is None:
+            comparison = compare(fits, holdout_top=0.2 if weights == "lfo" else None)
+        w = comparison.weights(weights)
+    else:
+        unknown = sorted(set(weights) - set(fits))
+        if unknown:
+            raise AveragingError(f"weights for unknown fits {', '.join(unknown)}; the fits are {', '.join(fits)}")
+        w = {name: float(weights.get(name, 0.0)) for name in fits}
+    values = np.array(list(w.values()))
+    if not np.all(np.isfinite(values)) or (values < 0).any() or values.sum() <= 0:
+        raise AveragingError(f"weights must be non-negative and not all zero, got {w}")
+    w = {name: v / values.sum() for name, v in w.items()}
+    first = next(iter(fits.values()))
+    return AveragedFit(fits, w, first.seed if seed is None else seed)

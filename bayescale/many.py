@@ -71,7 +71,7 @@ def _as_job(job: Job | Mapping[str, Any]) -> Job:
 
 def run_job(job: Job) -> ScalingFit:
     """Fit one job (what each worker runs)."""
-    from bayescale.sampling import fit
+    from bayescale.pipeline import fit
 
     options = {"progress": False, **dict(job.options)}
     return fit(job.runs, law=job.law, priors=job.priors, **options)

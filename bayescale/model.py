@@ -15,7 +15,7 @@ import numpy as np
 from bayescale.data import Runs
 from bayescale.errors import PriorError, RunsError
 from bayescale.laws import Law
-from bayescale.priors import Prior, PriorLike, as_prior, to_pymc
+from bayescale.priors import Prior, PriorLike, as_prior, is_data_value, to_pymc
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -90,8 +90,47 @@ def check_identifiable(law: Law, runs: Runs, priors: Mapping[str, Prior]) -> Non
         )
 
 
+def structure(law: Law, priors: Mapping[str, Prior]) -> tuple:
+    """What a compiled model of ``law`` depends on besides its data (:func:`model_data`).
+
+    The law, each prior's family and parameter names, fixed values and infinite bounds: two
+    fits with equal structures share one compiled model (:mod:`bayescale.compiled`).
+    """
+    parts = []
+    for name in (*law.params, *NOISE_PARAMS):
+        prior = priors[name]
+        if prior.is_fixed:
+            parts.append((name, "fixed", float(prior.kwargs["value"])))
+        else:
+            constants = tuple(sorted((k, float(v)) for k, v in prior.kwargs.items() if not is_data_value(v)))
+            parts.append((name, prior.dist, tuple(sorted(prior.kwargs)), constants))
+    return (law.name, tuple(parts))
+
+
+def model_data(law: Law, runs: Runs, priors: Mapping[str, Prior]) -> dict[str, np.ndarray]:
+    """The value of every ``pm.Data`` of :func:`build_model`, by name.
+
+    ``log_<x>`` per input and ``log_loss_observed`` (per run), ``ref_<x>`` (the reference
+    scales of the centred parametrisation) and ``<param>__<kwarg>`` for each finite parameter
+    of a sampled prior: all a law's model takes from its runs.
+    """
+    ref = law.reference(runs)
+    values = {f"log_{x}": runs.log(x) for x in law.inputs}
+    values["log_loss_observed"] = np.log(runs.loss)
+    values |= {f"ref_{x}": np.asarray(ref[x], dtype=float) for x in law.inputs}
+    for name in (*law.params, *NOISE_PARAMS):
+        prior = priors[name]
+        if not prior.is_fixed:
+            values |= {f"{name}__{k}": np.asarray(float(v)) for k, v in prior.kwargs.items() if is_data_value(v)}
+    return values
+
+
 def build_model(law: Law, runs: Runs, priors: Mapping[str, Prior]) -> pm.Model:
     """Turn (law, runs, priors) into a ``pm.Model`` with observed ``log_loss``.
+
+    Everything taken from the runs -- inputs, observed log losses, reference scales, the
+    data-scaled priors' parameters -- is ``pm.Data`` (:func:`model_data`), so that a compiled
+    model can be re-fitted to other runs of the same :func:`structure` without recompiling.
 
     Parameters
     ----------
@@ -107,17 +146,20 @@ def build_model(law: Law, runs: Runs, priors: Mapping[str, Prior]) -> pm.Model:
     pymc.Model
     """
     import pymc as pm
-    import pytensor.tensor as pt
 
     missing = [n for n in (*law.params, *NOISE_PARAMS) if n not in priors]
     if missing:
         raise PriorError(f"no prior given for {', '.join(missing)}")
-    ref = law.reference(runs)
+    import pytensor.tensor as pt
+
+    values = model_data(law, runs, priors)
     with pm.Model(coords={"run": np.arange(len(runs))}) as model:
-        logx = {x: pm.Data(f"log_{x}", runs.log(x), dims="run") for x in law.inputs}
-        p = {name: to_pymc(name, priors[name]) for name in law.params}
+        logx = {x: pm.Data(f"log_{x}", values[f"log_{x}"], dims="run") for x in law.inputs}
+        ref = {x: pm.Data(f"ref_{x}", values[f"ref_{x}"]) for x in law.inputs}
+        p = {name: to_pymc(name, priors[name], data=True) for name in law.params}
         mu = law.log_loss(p, logx, ref, pt)
-        sigma = to_pymc("sigma", priors["sigma"])
-        nu = to_pymc("nu", priors["nu"])
-        pm.StudentT("log_loss", nu=nu, mu=mu, sigma=sigma, observed=np.log(runs.loss), dims="run")
+        sigma = to_pymc("sigma", priors["sigma"], data=True)
+        nu = to_pymc("nu", priors["nu"], data=True)
+        observed = pm.Data("log_loss_observed", values["log_loss_observed"], dims="run")
+        pm.StudentT("log_loss", nu=nu, mu=mu, sigma=sigma, observed=observed, dims="run")
     return model

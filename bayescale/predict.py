@@ -129,7 +129,7 @@ def log_draws(
     With ``independent``, every point gets its own deviates instead: the draws are then
     independent across points, and their Monte Carlo errors average out over many points
     -- what the leave-future-out calibration needs, which pools the errors of its held-out
-    runs (:func:`bayescale.calibration.leave_future_out`). It costs an inverse-CDF
+    runs (:func:`bayescale.pipeline.leave_future_out`). It costs an inverse-CDF
     evaluation per draw and point: meant for tens to thousands of points.
 
     Draws are float32 (relative error 1e-7, far below any band; half the memory traffic of

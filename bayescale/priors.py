@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -189,13 +190,26 @@ def priors_from_json(text: str) -> dict[str, Prior]:
     return {k: Prior.from_dict(v) for k, v in json.loads(text).items()}
 
 
-def to_pymc(name: str, prior: Prior) -> Any:
-    """Create the PyMC variable for ``prior`` in the current model; a fixed prior gives a float."""
+def is_data_value(value: object) -> bool:
+    """Whether a prior parameter enters a model as ``pm.Data``: finite numbers do, infinite bounds stay constants."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def to_pymc(name: str, prior: Prior, data: bool = False) -> Any:
+    """Create the PyMC variable for ``prior`` in the current model; a fixed prior gives a float.
+
+    With ``data``, each finite parameter of the distribution enters as ``pm.Data`` named
+    ``<name>__<parameter>``, so that a compiled model can take other values without
+    recompiling (:mod:`bayescale.compiled`).
+    """
     import pymc as pm
 
     if prior.is_fixed:
         return prior.kwargs["value"]
-    return getattr(pm, prior.dist)(name, **prior.kwargs)
+    kwargs = dict(prior.kwargs)
+    if data:
+        kwargs = {k: pm.Data(f"{name}__{k}", float(v)) if is_data_value(v) else v for k, v in kwargs.items()}
+    return getattr(pm, prior.dist)(name, **kwargs)
 
 
 def to_scipy(prior: Prior) -> Any:

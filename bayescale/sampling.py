@@ -14,8 +14,8 @@ import pandas as pd
 import xarray as xr
 
 from bayescale.data import Runs, load_runs
-from bayescale.diagnostics import DiagnosticsWarning, compute_table, importance_table
-from bayescale.errors import BayescaleError, DiagnosticsError
+from bayescale.diagnostics import compute_table, importance_table
+from bayescale.errors import BayescaleError
 from bayescale.laws import Law, default_law, get_law
 from bayescale.model import NOISE_PARAMS, build_model, check_identifiable, resolve_priors
 from bayescale.priors import PriorLike, priors_to_json
@@ -27,8 +27,11 @@ log = logging.getLogger("bayescale")
 SAMPLERS = ("nutpie", "pymc")
 #: target_accept of the automatic second attempt at a stage whose diagnostics failed.
 RETRY_TARGET_ACCEPT = 0.99
-#: ...and its thinning: twice the draws, every second one kept (same stored draws, about twice the ESS).
+#: ...and its thinning: at least twice the draws, every second one kept (same stored draws, about twice
+#: the ESS); more where the first attempt's effective sample size fell further short (see _retry_thin).
 RETRY_THIN = 2
+#: The most the retry thins by (its cost grows with it: sampling is seconds on a small ladder).
+RETRY_MAX_THIN = 8
 
 
 def _stage_ok(idata: xr.DataTree, names: list[str], chains: int, draws: int) -> bool:
@@ -42,11 +45,30 @@ def _stage_ok(idata: xr.DataTree, names: list[str], chains: int, draws: int) -> 
     return assess(compute_table(post, names), divergences, chains, draws).ok
 
 
+def _retry_thin(idata: xr.DataTree, names: list[str], chains: int) -> int:
+    """How much the retry thins: enough extra draws for twice the effective sample size the checks need.
+
+    From the first attempt's smallest bulk or tail ESS: ``ceil(2 x needed / observed)``,
+    between :data:`RETRY_THIN` and :data:`RETRY_MAX_THIN`.
+    """
+    from bayescale.diagnostics import MIN_ESS_PER_CHAIN
+
+    post = idata["posterior"].to_dataset()
+    names = [n for n in names if n in post and np.ptp(post[n].to_numpy()) > 0]
+    if not names:
+        return RETRY_THIN
+    table = compute_table(post, names)
+    ess = float(np.nanmin(np.minimum(table["ess_bulk"].to_numpy(), table["ess_tail"].to_numpy())))
+    need = 2.0 * MIN_ESS_PER_CHAIN * chains
+    thin = int(np.ceil(need / ess)) if np.isfinite(ess) and ess > 0 else RETRY_MAX_THIN
+    return int(np.clip(thin, RETRY_THIN, RETRY_MAX_THIN))
+
+
 def _as_runs(runs: Runs | pd.DataFrame | str | Path) -> Runs:
     return runs if isinstance(runs, Runs) else load_runs(runs)
 
 
-def _prepare(
+def prepare(
     runs: Runs | pd.DataFrame | str | Path,
     law: str | Law | None,
     priors: Mapping[str, PriorLike] | None,
@@ -71,7 +93,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _pick_sampler(sampler: str) -> str:
+def pick_sampler(sampler: str) -> str:
     if sampler not in SAMPLERS:
         raise BayescaleError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     if sampler == "nutpie":
@@ -143,129 +165,55 @@ def assemble(
     return ScalingFit(tree)
 
 
-def fit(
-    runs: Runs | pd.DataFrame | str | Path,
-    law: str | Law | None = None,
-    priors: Mapping[str, PriorLike] | None = None,
-    *,
-    prior_set: str = "auto",
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    seed: int | None = None,
-    sampler: str = "nutpie",
-    target_accept: float = 0.95,
-    strict: bool = False,
-    progress: bool = False,
-    discrepancy: bool = True,
-    calibrate: bool = True,
-    retry: bool = True,
+def fit_law(
+    law: Law, runs: Runs, priors: Mapping[str, Any], settings: Mapping[str, Any], checked: list[str]
 ) -> ScalingFit:
-    """Fit a scaling law to training runs by NUTS.
+    """The law's stage: NUTS on the law's posterior (retried at 0.99 when its chains fail), pointwise
+    log-likelihood, physical parameters and diagnostics, as a :class:`ScalingFit`.
 
-    Parameters
-    ----------
-    runs : Runs, pandas.DataFrame or path
-        The runs (a path or DataFrame is read with :func:`bayescale.load_runs`).
-    law : str or Law, optional
-        ``chinchilla`` (default when N and D are known), ``kaplan``, ``power:C`` (default
-        when only compute is known), ``power:N``, ``power:D``.
-    priors : mapping, optional
-        Overrides of the default priors by parameter name: :class:`bayescale.Prior`
-        objects, dicts ``{"dist": ..., "kwargs": ...}``, strings ``"Normal(0.35, 0.1)"``
-        or numbers (fixed values).
-    prior_set : {"auto", "literature", "weak"}, default "auto"
-        Where the priors the user did not give come from: ``literature`` -- the population
-        of the field's published ladders (:mod:`bayescale.literature`), which lets a ladder
-        of 3 runs, of one token budget or of one tokens-per-parameter ratio fit; ``weak`` --
-        the law's data-scaled weakly informative defaults; ``auto`` -- literature where the
-        law has one (chinchilla), else weak.
-    draws, tune, chains : int
-        Posterior draws and tuning steps per chain, and the number of chains.
-    seed : int, optional
-        Random seed; chosen at random (and stored) when not given.
-    sampler : {"nutpie", "pymc"}
-        NUTS implementation; nutpie falls back to PyMC's when it is not installed.
-    target_accept : float, default 0.95
-        NUTS target acceptance; raise it (0.99) when there are divergences.
-    strict : bool, default False
-        Raise :class:`DiagnosticsError` instead of warning when diagnostics fail.
-    progress : bool, default False
-        Show the sampler's progress bar (on stderr).
-    discrepancy : bool, default True
-        Fit the model discrepancy (:mod:`bayescale.discrepancy`): a Gaussian process on the
-        law's residuals, fitted in a second stage, that carries the law's structured misfit
-        into predictions and widens bands where there are no runs. False keeps the law's
-        plain posterior predictive (narrower, and over-confident when extrapolating).
-    calibrate : bool, default True
-        Calibrate the band width on the runs themselves (:mod:`bayescale.calibration`): one
-        extra, shorter fit on the runs below the top 20% of compute, whose errors on the
-        held-out runs set the band scale. False leaves the scale at 1.
-    retry : bool, default True
-        When a stage's chains fail their diagnostics (R-hat, ESS, divergences) at
-        ``target_accept`` below 0.99, sample that stage once more at 0.99 -- smaller steps
-        through the narrow, curved posteriors of ladders with few sizes -- with twice the
-        draws thinned by 2, before warning.
-
-    Returns
-    -------
-    ScalingFit
+    ``settings`` holds the sampler settings (see :func:`_sample_checked`); ``checked`` the
+    parameters whose convergence is judged.
     """
-    import pymc as pm
-
-    from bayescale.literature import resolve_set
-
-    runs, law, resolved = _prepare(runs, law, priors, prior_set)
-    used_set = resolve_set(prior_set, law.name)
-    if prior_set == "auto" and used_set == "literature":
-        log.info("priors: the literature prior of %s (weak priors: --priors weak)", law.name)
-    for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
-        if int(value) < 1:
-            raise BayescaleError(f"{name} must be at least 1, got {value}")
-    if not 0 < target_accept < 1:
-        raise BayescaleError(f"target_accept must be between 0 and 1, got {target_accept}")
-    if seed is None:
-        seed = int(np.random.SeedSequence().entropy % (2**31))
-    sampler = _pick_sampler(sampler)
-    model = build_model(law, runs, resolved)
-    log.info(
-        "sampling %s on %d runs: %d chains x %d tune + %d draws (%s, seed %d)",
-        law.name,
-        len(runs),
-        chains,
-        tune,
-        draws,
-        sampler,
-        seed,
-    )
-    checked = [n for n in law.params if not resolved[n].is_fixed] + list(NOISE_PARAMS)
-    settings = {
-        "retry": retry,
-        "prior_set": used_set,
-        "seed": seed,
-        "sampler": sampler,
-        "draws": draws,
-        "tune": tune,
-        "chains": chains,
-        "target_accept": target_accept,
-        "progress": progress,
-    }
+    model = law_stage(law, runs, priors, settings["sampler"])
     idata = _sample_checked(model, settings, checked, "the law", low_rank=True)
-    with model:
-        pm.compute_log_likelihood(idata, model=model, progressbar=False)
-    # float32 halves the largest group (draws x runs) on disk and in memory; PSIS-LOO needs no more precision
-    idata["log_likelihood"] = idata["log_likelihood"].to_dataset().astype("float32")
-    result = assemble(idata, law, runs, resolved, settings)
-    if discrepancy:
-        _fit_discrepancy(result, runs, law, settings)
-    if calibrate:
-        _calibrate(result, runs, law, priors, resolved, settings, discrepancy)
-    diag = result.diagnostics
-    if not diag.ok:
-        if strict:
-            raise DiagnosticsError(f"diagnostics failed (--strict): {diag.message()}")
-        warnings.warn(f"diagnostics failed: {diag.message()}", DiagnosticsWarning, stacklevel=2)
-    return result
+    idata["log_likelihood"] = log_likelihood(law, runs, idata["posterior"].to_dataset(), priors)
+    return assemble(idata, law, runs, priors, settings)
+
+
+def law_stage(law: Law, runs: Runs, priors: Mapping[str, Any], sampler: str) -> Any:
+    """What the law's stage samples: nutpie's compiled model (compiled once per process per
+    structure, see :mod:`bayescale.compiled`) or, for PyMC's sampler, a fresh ``pm.Model``."""
+    from bayescale import compiled
+
+    model = compiled.law_model(law, runs, priors) if sampler == "nutpie" else None
+    return build_model(law, runs, priors) if model is None else model
+
+
+def log_likelihood(law: Law, runs: Runs, posterior: xr.Dataset, priors: Mapping[str, Any]) -> xr.Dataset:
+    """Pointwise log-likelihood of each run under each draw (``log_loss``: chain, draw, run), for PSIS-LOO.
+
+    The Student-t density of the model (:func:`bayescale.model.build_model`) evaluated with
+    numpy on the draws: no compiled function. float32 halves the largest group of a fit
+    (draws x runs); PSIS-LOO needs no more precision.
+    """
+    from scipy import stats
+
+    from bayescale.predict import law_log_loss
+
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"])
+
+    def flat(name: str) -> np.ndarray:
+        if name in posterior:
+            return posterior[name].to_numpy().reshape(-1)
+        return np.full(shape[0] * shape[1], float(priors[name].kwargs["value"]))
+
+    sampled = {name: flat(name) for name in (*law.params, *NOISE_PARAMS)}
+    mu = law_log_loss(law, sampled, law.reference(runs), {x: runs.values(x) for x in law.inputs})
+    values = stats.t.logpdf(np.log(runs.loss)[None, :], sampled["nu"][:, None], mu, sampled["sigma"][:, None])
+    return xr.Dataset(
+        {"log_loss": (("chain", "draw", "run"), values.reshape(*shape, -1).astype("float32"))},
+        coords={"chain": posterior["chain"], "draw": posterior["draw"], "run": np.arange(len(runs))},
+    )
 
 
 def _sample(
@@ -280,13 +228,28 @@ def _sample(
     low_rank: bool,
     thin: int = 1,
 ) -> xr.DataTree:
-    """Run NUTS on ``model`` with the package's sampler settings.
+    """Run NUTS on ``model`` (a ``pm.Model``, or nutpie's compiled model) with the package's sampler settings.
 
     ``thin`` > 1 draws ``thin`` times as many and keeps every ``thin``-th: the same number of
     stored draws (the stages stay aligned draw by draw) with less autocorrelation.
     """
     import pymc as pm
 
+    if not isinstance(model, pm.Model):  # nutpie's compiled model
+        import nutpie
+
+        idata = nutpie.sample(
+            model,
+            draws=int(draws) * int(thin),
+            tune=int(tune),
+            chains=int(chains),
+            seed=int(seed),
+            target_accept=float(target_accept),
+            adaptation="low_rank" if low_rank else "diag",
+            save_warmup=False,
+            progress_bar=progress,
+        )
+        return _thin(idata, thin)
     nuts: dict[str, Any] = {"target_accept": float(target_accept)}
     if sampler == "nutpie" and low_rank:
         # A low-rank mass matrix absorbs the E-exponent-amplitude correlation that
@@ -303,6 +266,11 @@ def _sample(
             progressbar=progress,
             cores=min(int(chains), 2) if sampler == "pymc" else None,
         )
+    return _thin(idata, thin)
+
+
+def _thin(idata: xr.DataTree, thin: int) -> xr.DataTree:
+    """Every ``thin``-th draw of the posterior and sample statistics."""
     if thin > 1:
         for group in ("posterior", "sample_stats"):
             if group in idata.children:
@@ -315,30 +283,35 @@ def _sample_checked(model: Any, stage: Mapping[str, Any], checked: list[str], wh
 
     ``stage`` holds the sampler settings (sampler, draws, tune, chains, seed, target_accept,
     progress, retry). The retry -- smaller steps through the narrow, curved posteriors of
-    ladders with few sizes, twice the draws thinned by 2 -- is taken only when ``retry`` is
-    true and ``target_accept`` is below :data:`RETRY_TARGET_ACCEPT`.
+    ladders with few sizes, twice the tuning, and draws thinned by 2 to 8 by how short the
+    first attempt's ESS fell (:func:`_retry_thin`) -- is taken only when ``retry`` is true and
+    ``target_accept`` is below :data:`RETRY_TARGET_ACCEPT`.
     """
-    args = (model, stage["sampler"], stage["draws"], stage["tune"], stage["chains"], stage["seed"])
+    args = (model, stage["sampler"], stage["draws"])
+    rest = (stage["chains"], stage["seed"])
     target_accept = float(stage["target_accept"])
-    idata = _sample(*args, target_accept, stage["progress"], low_rank=low_rank)
+    idata = _sample(*args, stage["tune"], *rest, target_accept, stage["progress"], low_rank=low_rank)
     if (
         stage.get("retry", True)
         and target_accept < RETRY_TARGET_ACCEPT
         and not _stage_ok(idata, checked, stage["chains"], stage["draws"])
     ):
+        thin = _retry_thin(idata, checked, stage["chains"])
         log.info(
             "%s: the chains did not converge at target_accept %.2f; sampling again at %.2f (smaller steps, "
-            "twice the draws thinned by %d)",
+            "twice the tuning, %d times the draws thinned by %d)",
             what,
             target_accept,
             RETRY_TARGET_ACCEPT,
-            RETRY_THIN,
+            thin,
+            thin,
         )
-        idata = _sample(*args, RETRY_TARGET_ACCEPT, stage["progress"], low_rank=low_rank, thin=RETRY_THIN)
+        tune = 2 * int(stage["tune"])
+        idata = _sample(*args, tune, *rest, RETRY_TARGET_ACCEPT, stage["progress"], low_rank=low_rank, thin=thin)
     return idata
 
 
-def _fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping[str, Any]) -> None:
+def fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping[str, Any]) -> None:
     """Second stage: fit the model discrepancy to the law's residuals; store it in the result's tree.
 
     The residuals are taken against the law's posterior median at each run; the law is not
@@ -424,44 +397,6 @@ def _fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping
     )
 
 
-def _calibrate(
-    result: ScalingFit,
-    runs: Runs,
-    law: Law,
-    user_priors: Mapping[str, PriorLike] | None,
-    resolved: Mapping[str, Any],
-    settings: Mapping[str, Any],
-    discrepancy: bool,
-) -> None:
-    """Leave-future-out band scale, stored in the result's tree (group ``calibration``, attr ``band_scale``)."""
-    from bayescale import calibration
-    from bayescale.model import n_free_params
-
-    log.info("calibrating the band width: re-fit without the top %.0f%% of runs by compute", 100 * calibration.HOLDOUT)
-    fit_kwargs = {
-        "draws": min(int(settings["draws"]), 500),
-        "tune": min(int(settings["tune"]), 500),
-        "chains": settings["chains"],
-        "seed": int(settings["seed"]) + 2,
-        "sampler": settings["sampler"],
-        "target_accept": settings["target_accept"],
-        "discrepancy": discrepancy,
-        "prior_set": settings["prior_set"],
-        "retry": False,  # a shorter re-fit whose spread is what is used, not its diagnostics
-    }
-    lfo = calibration.leave_future_out(runs, law.name, dict(user_priors or {}), n_free_params(resolved) + 2, fit_kwargs)
-    scale = calibration.band_scale(lfo["z"])
-    result.tree["calibration"] = xr.Dataset({k: ("heldout", lfo[k]) for k in ("z", "C")})
-    result.tree.attrs["band_scale"] = scale
-    result.tree.attrs["calibration_reach"] = json.dumps(lfo["reach"])
-    log.info(
-        "band scale %.2f from %d held-out runs (90%% bands of the re-fit held %.0f%% of them)",
-        scale,
-        lfo["z"].size,
-        100 * float(np.mean(np.abs(lfo["z"]) <= calibration.Z90)) if lfo["z"].size else float("nan"),
-    )
-
-
 def sample_prior_predictive(
     runs: Runs | pd.DataFrame | str | Path,
     law: str | Law | None = None,
@@ -482,7 +417,7 @@ def sample_prior_predictive(
     """
     import pymc as pm
 
-    runs, law, resolved = _prepare(runs, law, priors, prior_set)
+    runs, law, resolved = prepare(runs, law, priors, prior_set)
     with build_model(law, runs, resolved), warnings.catch_warnings():
         # PyTensor's numba backend draws TruncatedNormal in object mode: slower, not wrong.
         warnings.filterwarnings("ignore", message="Numba will use object mode", category=UserWarning)

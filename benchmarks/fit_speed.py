@@ -9,10 +9,15 @@ Usage: python benchmarks/fit_speed.py [--boot 4000] [--sizes 245,1000,10000] [--
    - bayescale fit (CLI, process start included): the default (law + discrepancy + calibration) and
      the law alone (--no-discrepancy --no-calibrate); 4 chains x 1000 draws; min bulk ESS of the law's
      parameters and ESS per second of wall time.
+   `bayescale compare RUNS --laws kaplan,chinchilla` and `bayescale backtest RUNS --holdout rolling`
+   (default fits inside, CLI).
 2. bayescale predict of 10,000 points from the saved default fit (CLI, process start included;
    median of 5 runs, each printed to stderr).
 3. Cost growth: synthetic ladders from a known Chinchilla law with --sizes runs, default CLI fit:
-   wall time and max R-hat.
+   wall time, max R-hat, and whether the generating parameters lie in their 90% intervals.
+ESS and R-hat are over every checked parameter of both stages (for the discrepancy's
+hyperparameters, drawn by importance sampling, the ESS is the importance sample's and the
+Pareto khat is reported instead of R-hat).
 Prints one table; every time is wall-clock on this machine.
 """
 
@@ -47,10 +52,17 @@ def _run(args: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def _ess(path: Path) -> tuple[float, float]:
-    fit = bs.load(path)
-    law = fit.summary().set_index("parameter").loc[list(fit.law.natural_params)]
-    return float(law["ess_bulk"].min()), float(fit.diagnostics.max_rhat)
+def _ess(path: Path) -> tuple[float, float, float]:
+    """Smallest bulk ESS, largest R-hat and largest Pareto khat over both stages of a saved fit."""
+    d = bs.load(path).diagnostics
+    return d.min_ess_bulk, d.max_rhat, d.max_khat
+
+
+def _recovered(path: Path) -> str:
+    """Which generating parameters lie inside the fit's 90% intervals."""
+    table = bs.load(path).summary(interval=0.9).set_index("parameter")
+    inside = [k for k, v in LAW.items() if table.loc[k, "lower"] <= v <= table.loc[k, "upper"]]
+    return f"{len(inside)}/{len(LAW)}"
 
 
 def _synthetic(n: int, seed: int) -> pd.DataFrame:
@@ -83,7 +95,7 @@ def main() -> None:
     for label, extra in (("default", []), ("law only", ["--no-discrepancy", "--no-calibrate"])):
         out = work / f"chinchilla_{label.replace(' ', '_')}.nc"
         wall = _run(["fit", str(DATA), "--out", str(out), "--seed", "1", *CHINCHILLA_COLUMNS, *extra])
-        ess, rhat = _ess(out)
+        ess, rhat, khat = _ess(out)
         rows.append(
             {
                 "job": f"bayescale fit, 245 runs, {label} (CLI)",
@@ -91,10 +103,19 @@ def main() -> None:
                 "min_bulk_ess": ess,
                 "ess_per_s": ess / wall,
                 "max_rhat": rhat,
+                "max_khat": khat,
                 "vs_recipe": wall / t_recipe,
             }
         )
         print(f"bayescale {label}: {wall:.1f} s, min ESS {ess:.0f}", file=sys.stderr)
+
+    for job, args in (
+        ("bayescale compare, kaplan vs chinchilla, 245 runs (CLI)", ["compare", "--laws", "kaplan,chinchilla"]),
+        ("bayescale backtest --holdout rolling, 245 runs (CLI)", ["backtest", "--holdout", "rolling"]),
+    ):
+        wall = _run([args[0], str(DATA), *args[1:], "--seed", "1", *CHINCHILLA_COLUMNS])
+        rows.append({"job": job, "wall_s": wall, "vs_recipe": wall / t_recipe})
+        print(f"{job}: {wall:.1f} s", file=sys.stderr)
 
     points = work / "points.csv"
     pd.DataFrame({"N": np.geomspace(1e8, 1e11, 10_000), "D": 20 * np.geomspace(1e8, 1e11, 10_000)}).to_csv(
@@ -117,7 +138,7 @@ def main() -> None:
         _synthetic(n, seed=n).to_csv(csv, index=False)
         out = work / f"synthetic_{n}.nc"
         wall = _run(["fit", str(csv), "--out", str(out), "--seed", "1"])
-        ess, rhat = _ess(out)
+        ess, rhat, khat = _ess(out)
         rows.append(
             {
                 "job": f"bayescale fit, {n} synthetic runs, default (CLI)",
@@ -125,6 +146,8 @@ def main() -> None:
                 "min_bulk_ess": ess,
                 "ess_per_s": ess / wall,
                 "max_rhat": rhat,
+                "max_khat": khat,
+                "truth_in_90": _recovered(out),
             }
         )
         print(f"{n} runs: {wall:.1f} s, max R-hat {rhat:.3f}", file=sys.stderr)

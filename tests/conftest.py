@@ -60,7 +60,11 @@ def mock_sampler(monkeypatch):
             warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
             return mock_sample(sample_stats={"diverging": lambda size: np.zeros(size, dtype=bool)}, **kwargs)
 
+    from bayescale import compiled
+
     monkeypatch.setattr(pm, "sample", fake_sample)
+    # no compiled nutpie model: every stage goes through (the fake) pm.sample
+    monkeypatch.setattr(compiled, "law_model", lambda *args, **kwargs: None)
     return fake_sample
 
 

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.backtesting import BacktestError, backtest, holdout_masks, interval_metrics, pit_histogram
+from bayescale.backtesting import BacktestError, backtest, interval_metrics, pit_histogram
 from bayescale.cli import main
 from bayescale.diagnostics import DiagnosticsWarning
+from bayescale.splits import holdout_masks
 
 RUNS = bs.load_runs(
     pd.DataFrame(

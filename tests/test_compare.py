@@ -11,10 +11,10 @@ import pytest
 
 import bayescale as bs
 from bayescale.averaging import AveragingError, _mixture_indices
-from bayescale.backtesting import holdout_top_compute
 from bayescale.cli import main
 from bayescale.comparison import COLUMNS, ComparisonError, _stacking_lfo
 from bayescale.diagnostics import DiagnosticsWarning
+from bayescale.splits import holdout_top_compute
 
 # short fits for structure: a retry at target_accept 0.99 could not make 50 draws converge either
 FAST = {"draws": 50, "tune": 50, "discrepancy": False, "calibrate": False, "seed": 3, "retry": False}

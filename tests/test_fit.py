@@ -158,7 +158,7 @@ def test_seed_reproducible(demo_runs):
 def test_falls_back_to_pymc_without_nutpie(monkeypatch, caplog):
     import builtins
 
-    from bayescale.sampling import _pick_sampler
+    from bayescale.sampling import pick_sampler as _pick_sampler
 
     real_import = builtins.__import__
 

@@ -1,0 +1,216 @@
+"""The fitting pipeline: the law, then its discrepancy, then the band's calibration.
+
+``fit`` composes the stages of a default fit: the law's posterior by NUTS
+(:func:`bayescale.sampling.fit_law`, on a model compiled once per process,
+:mod:`bayescale.compiled`); the model discrepancy on its residuals
+(:func:`bayescale.sampling.fit_discrepancy`); and the band scale from a leave-future-out
+re-fit of both on the runs below the top of compute (:mod:`bayescale.calibration` for the
+arithmetic, :mod:`bayescale.splits` for the split). Re-fits inside one process -- the
+calibration split, ``compare``'s and ``backtest``'s splits -- re-use the compiled model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayescale import calibration, sampling
+from bayescale.data import Runs
+from bayescale.diagnostics import DiagnosticsWarning
+from bayescale.errors import BayescaleError, DiagnosticsError
+from bayescale.laws import Law
+from bayescale.model import NOISE_PARAMS
+from bayescale.priors import PriorLike
+from bayescale.result import ScalingFit
+from bayescale.splits import holdout_top_compute
+
+log = logging.getLogger("bayescale")
+
+
+def fit(
+    runs: Runs | pd.DataFrame | str | Path,
+    law: str | Law | None = None,
+    priors: Mapping[str, PriorLike] | None = None,
+    *,
+    prior_set: str = "auto",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int | None = None,
+    sampler: str = "nutpie",
+    target_accept: float = 0.95,
+    strict: bool = False,
+    progress: bool = False,
+    discrepancy: bool = True,
+    calibrate: bool = True,
+    retry: bool = True,
+) -> ScalingFit:
+    """Fit a scaling law to training runs by NUTS.
+
+    Parameters
+    ----------
+    runs : Runs, pandas.DataFrame or path
+        The runs (a path or DataFrame is read with :func:`bayescale.load_runs`).
+    law : str or Law, optional
+        ``chinchilla`` (default when N and D are known), ``kaplan``, ``power:C`` (default
+        when only compute is known), ``power:N``, ``power:D``.
+    priors : mapping, optional
+        Overrides of the default priors by parameter name: :class:`bayescale.Prior`
+        objects, dicts ``{"dist": ..., "kwargs": ...}``, strings ``"Normal(0.35, 0.1)"``
+        or numbers (fixed values).
+    prior_set : {"auto", "literature", "weak"}, default "auto"
+        Where the priors the user did not give come from: ``literature`` -- the population
+        of the field's published ladders (:mod:`bayescale.literature`), which lets a ladder
+        of 3 runs, of one token budget or of one tokens-per-parameter ratio fit; ``weak`` --
+        the law's data-scaled weakly informative defaults; ``auto`` -- literature where the
+        law has one (chinchilla), else weak.
+    draws, tune, chains : int
+        Posterior draws and tuning steps per chain, and the number of chains.
+    seed : int, optional
+        Random seed; chosen at random (and stored) when not given.
+    sampler : {"nutpie", "pymc"}
+        NUTS implementation; nutpie falls back to PyMC's when it is not installed.
+    target_accept : float, default 0.95
+        NUTS target acceptance; raise it (0.99) when there are divergences.
+    strict : bool, default False
+        Raise :class:`DiagnosticsError` instead of warning when diagnostics fail.
+    progress : bool, default False
+        Show the sampler's progress bar (on stderr).
+    discrepancy : bool, default True
+        Fit the model discrepancy (:mod:`bayescale.discrepancy`): a Gaussian process on the
+        law's residuals, fitted in a second stage, that carries the law's structured misfit
+        into predictions and widens bands where there are no runs. False keeps the law's
+        plain posterior predictive (narrower, and over-confident when extrapolating).
+    calibrate : bool, default True
+        Calibrate the band width on the runs themselves (:mod:`bayescale.calibration`): one
+        extra, shorter fit on the runs below the top 20% of compute, whose errors on the
+        held-out runs set the band scale. False leaves the scale at 1.
+    retry : bool, default True
+        When a stage's chains fail their diagnostics (R-hat, ESS, divergences) at
+        ``target_accept`` below 0.99, sample that stage once more at 0.99 -- smaller steps
+        through the narrow, curved posteriors of ladders with few sizes -- with twice the
+        tuning and 2-8 times the draws thinned to the same number (more where the effective
+        sample size fell further short), before warning.
+
+    Returns
+    -------
+    ScalingFit
+    """
+    from bayescale.literature import resolve_set
+
+    runs, law, resolved = sampling.prepare(runs, law, priors, prior_set)
+    used_set = resolve_set(prior_set, law.name)
+    if prior_set == "auto" and used_set == "literature":
+        log.info("priors: the literature prior of %s (weak priors: --priors weak)", law.name)
+    for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
+        if int(value) < 1:
+            raise BayescaleError(f"{name} must be at least 1, got {value}")
+    if not 0 < target_accept < 1:
+        raise BayescaleError(f"target_accept must be between 0 and 1, got {target_accept}")
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2**31))
+    sampler = sampling.pick_sampler(sampler)
+    log.info(
+        "sampling %s on %d runs: %d chains x %d tune + %d draws (%s, seed %d)",
+        law.name,
+        len(runs),
+        chains,
+        tune,
+        draws,
+        sampler,
+        seed,
+    )
+    checked = [n for n in law.params if not resolved[n].is_fixed] + list(NOISE_PARAMS)
+    settings = {
+        "retry": retry,
+        "prior_set": used_set,
+        "seed": seed,
+        "sampler": sampler,
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "target_accept": target_accept,
+        "progress": progress,
+    }
+    result = sampling.fit_law(law, runs, resolved, settings, checked)
+    if discrepancy:
+        sampling.fit_discrepancy(result, runs, law, settings)
+    if calibrate:
+        _calibrate(result, runs, law, priors, resolved, settings, discrepancy)
+    diag = result.diagnostics
+    if not diag.ok:
+        if strict:
+            raise DiagnosticsError(f"diagnostics failed (--strict): {diag.message()}")
+        warnings.warn(f"diagnostics failed: {diag.message()}", DiagnosticsWarning, stacklevel=2)
+    return result
+
+
+def _calibrate(
+    result: ScalingFit,
+    runs: Runs,
+    law: Law,
+    user_priors: Mapping[str, PriorLike] | None,
+    resolved: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    discrepancy: bool,
+) -> None:
+    """Leave-future-out band scale, stored in the result's tree (group ``calibration``, attr ``band_scale``)."""
+    from bayescale.model import n_free_params
+
+    log.info("calibrating the band width: re-fit without the top %.0f%% of runs by compute", 100 * calibration.HOLDOUT)
+    fit_kwargs = {
+        "draws": min(int(settings["draws"]), 500),
+        "tune": min(int(settings["tune"]), 500),
+        "chains": settings["chains"],
+        "seed": int(settings["seed"]) + 2,
+        "sampler": settings["sampler"],
+        "target_accept": settings["target_accept"],
+        "discrepancy": discrepancy,
+        "prior_set": settings["prior_set"],
+        "retry": False,  # a shorter re-fit whose spread is what is used, not its diagnostics
+    }
+    lfo = leave_future_out(runs, law.name, dict(user_priors or {}), n_free_params(resolved) + 2, fit_kwargs)
+    scale = calibration.band_scale(lfo["z"])
+    result.tree["calibration"] = xr.Dataset({k: ("heldout", lfo[k]) for k in ("z", "C")})
+    result.tree.attrs["band_scale"] = scale
+    result.tree.attrs["calibration_reach"] = json.dumps(lfo["reach"])
+    log.info(
+        "band scale %.2f from %d held-out runs (90%% bands of the re-fit held %.0f%% of them)",
+        scale,
+        lfo["z"].size,
+        100 * float(np.mean(np.abs(lfo["z"]) <= calibration.Z90)) if lfo["z"].size else float("nan"),
+    )
+
+
+def leave_future_out(
+    runs: Runs, law: str, priors: Mapping[str, Any] | None, min_runs: int, fit_kwargs: Mapping[str, Any]
+) -> dict[str, np.ndarray]:
+    """Re-fit below the compute cutoff and return the held-out runs' standardized errors.
+
+    Returns empty arrays when holding out would leave fewer than ``min_runs`` runs.
+    """
+    held = holdout_top_compute(runs, calibration.HOLDOUT)
+    if (~held).sum() < min_runs:
+        return {"z": np.empty(0), "C": np.empty(0), "reach": {}}
+    train, test = runs.subset(~held), runs.subset(held)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)  # a shorter re-fit: its spread is what is used
+        sub = fit(train, law=law, priors=priors, calibrate=False, **fit_kwargs)
+    # independent deviates per held-out run: their Monte Carlo errors average out in the pooled z
+    pred = sub.predict(**{x: test.values(x) for x in test.inputs}, interval=0.9, independent=True)
+    z = calibration.standardized_errors(
+        np.log(test.loss),
+        np.log(pred["median"].to_numpy()),
+        np.log(pred["lower"].to_numpy()),
+        np.log(pred["upper"].to_numpy()),
+    )
+    C = test.values("C") if test.has("C") else np.full(len(test), np.nan)
+    return {"z": z, "C": C, "reach": calibration.split_reach(train, test)}
