@@ -32,7 +32,7 @@ Everything here but :func:`build_model` is numpy: a saved fit predicts without P
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -213,14 +213,15 @@ def _log_marginal(r: np.ndarray, wt: np.ndarray, phi: np.ndarray, G: np.ndarray,
     return -0.5 * (quad + logdet + r.size * np.log(2 * np.pi))
 
 
-def _log_prior(theta: np.ndarray, domain: Domain, priors: Mapping[str, Prior]) -> float:
-    """Log density of the hyperpriors on the log scale (Jacobian included)."""
-    eta, ls, sigma = _hyper(theta)
-    lp = -0.5 * (eta / priors["eta"].kwargs["sigma"]) ** 2 + theta[0]
-    lp += -0.5 * (sigma / priors["sigma"].kwargs["sigma"]) ** 2 + theta[-1]
+def _log_prior(theta: np.ndarray, domain: Domain, priors: Mapping[str, Prior]) -> Any:
+    """Log density of the hyperpriors on the log scale (Jacobian included): a float for one ``theta``
+    (P,), an array for a batch (B, P)."""
+    t = np.asarray(theta, dtype=float)
     mu = np.log(np.asarray(domain.half)) + priors["ls"].kwargs["mu"]
-    lp += float(np.sum(-0.5 * ((np.log(ls) - mu) / priors["ls"].kwargs["sigma"]) ** 2))
-    return float(lp)
+    lp = -0.5 * (np.exp(t[..., 0]) / priors["eta"].kwargs["sigma"]) ** 2 + t[..., 0]
+    lp = lp - 0.5 * (np.exp(t[..., -1]) / priors["sigma"].kwargs["sigma"]) ** 2 + t[..., -1]
+    lp = lp + np.sum(-0.5 * ((t[..., 1:-1] - mu) / priors["ls"].kwargs["sigma"]) ** 2, axis=-1)
+    return float(lp) if t.ndim == 1 else lp
 
 
 def ls_floor(domain: Domain) -> np.ndarray:
@@ -399,6 +400,80 @@ def best_robust_pass(
     return max(passes, key=lambda p: p.elbo if np.isfinite(p.elbo) else -np.inf)
 
 
+def collapsed_log_posterior(
+    residuals: np.ndarray,
+    X: np.ndarray,
+    domain: Domain,
+    priors: Mapping[str, Prior],
+    weights: np.ndarray | None = None,
+    chunk: int = 64,
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The log posterior of the hyperparameters, coefficients integrated out, as a function of ``theta``.
+
+    The density :func:`build_model` gives NUTS, on the unconstrained scale ``theta = (log eta,
+    log ls..., log sigma)`` (B, 2 + d), Jacobian included: ``-inf`` below the length-scale
+    floor (:func:`ls_floor`, where the prior is truncated). The basis at the runs, ``G`` and
+    ``h`` are computed once here, not at every evaluation. The marginal likelihood is
+    evaluated in the run space or the basis space, whichever costs less (the run space for
+    fewer than about K / 2 runs), in batches of ``chunk`` points.
+    """
+    from scipy.linalg import solve_triangular
+
+    r = np.asarray(residuals, dtype=float)
+    n = r.size
+    wt = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    phi = domain.basis(X)
+    K = phi.shape[1]
+    w = domain.frequencies()
+    log_floor = np.log(ls_floor(domain))
+    G = phi.T @ (wt[:, None] * phi)
+    h = phi.T @ (wt * r)
+    rWr = float(np.sum(wt * r**2))
+    log_det_w = float(np.sum(np.log(wt)))
+    # the run space costs n^2 K + n^3 / 3 per point (forming and factoring the covariance), the basis
+    # space K^3 / 3 (G is formed once): the cheaper one
+    run_space = n * n * K + n**3 / 3 < K**3 / 3
+
+    def density(theta: np.ndarray) -> np.ndarray:
+        theta = np.atleast_2d(np.asarray(theta, dtype=float))
+        out = np.full(theta.shape[0], -np.inf)
+        inside = np.all(theta[:, 1:-1] >= log_floor, axis=1)
+        inside &= np.all(np.isfinite(theta), axis=1) & np.all(np.abs(theta) < 30, axis=1)
+        eta, ls, sigma = np.exp(theta[:, 0]), np.exp(theta[:, 1:-1]), np.exp(theta[:, -1])
+        lp = _log_prior(theta, domain, priors)
+        rows = np.flatnonzero(inside)
+        for start in range(0, rows.size, chunk):
+            idx = rows[start : start + chunk]
+            spd = np.exp(log_spectral_density(ls[idx], w, np))  # (b, K)
+            if run_space:  # one n x n factor per point
+                cov = (phi[None] * (eta[idx, None] ** 2 * spd)[:, None, :]) @ phi.T  # (b, n, n) by BLAS
+                cov[:, np.arange(n), np.arange(n)] += sigma[idx, None] ** 2 / wt
+            else:  # basis space (Woodbury)
+                scale = eta[idx, None] * np.sqrt(spd) / sigma[idx, None]
+                cov = np.eye(K)[None] + scale[:, :, None] * G[None] * scale[:, None, :]
+            try:
+                factors = np.linalg.cholesky(cov)
+            except np.linalg.LinAlgError:  # one of the batch is not positive definite: factor one by one
+                factors = None
+            for j, i in enumerate(idx):
+                try:
+                    L = factors[j] if factors is not None else np.linalg.cholesky(cov[j])
+                except np.linalg.LinAlgError:
+                    continue
+                if run_space:
+                    a = solve_triangular(L, r, lower=True, check_finite=False)
+                    quad = float(a @ a)
+                    logdet = 2 * float(np.sum(np.log(np.diag(L))))
+                else:
+                    c = solve_triangular(L, scale[j] * h, lower=True, check_finite=False) / sigma[i]
+                    quad = rWr / sigma[i] ** 2 - float(c @ c)
+                    logdet = 2 * n * theta[i, -1] - log_det_w + 2 * float(np.sum(np.log(np.diag(L))))
+                out[i] = lp[i] - 0.5 * (quad + logdet + n * np.log(2 * np.pi))
+        return out
+
+    return density
+
+
 def log_posterior(
     theta: np.ndarray,
     residuals: np.ndarray,
@@ -406,69 +481,9 @@ def log_posterior(
     domain: Domain,
     priors: Mapping[str, Prior],
     weights: np.ndarray | None = None,
-    chunk: int = 64,
 ) -> np.ndarray:
-    """Log posterior of the hyperparameters, coefficients integrated out, at many points at once.
-
-    The density :func:`build_model` gives NUTS, on the unconstrained scale ``theta = (log eta,
-    log ls..., log sigma)`` (B, 2 + d), Jacobian included: ``-inf`` below the length-scale
-    floor (:func:`ls_floor`, where the prior is truncated). The marginal likelihood is
-    evaluated in the run space or the basis space, whichever costs less (the run space for
-    fewer than about K / 2 runs), in batches of ``chunk`` points.
-    """
-    from scipy.linalg import solve_triangular
-
-    theta = np.atleast_2d(np.asarray(theta, dtype=float))
-    r = np.asarray(residuals, dtype=float)
-    n = r.size
-    wt = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
-    phi = domain.basis(X)
-    K = phi.shape[1]
-    w = domain.frequencies()
-    out = np.full(theta.shape[0], -np.inf)
-    inside = np.all(theta[:, 1:-1] >= np.log(ls_floor(domain)), axis=1)
-    inside &= np.all(np.isfinite(theta), axis=1) & np.all(np.abs(theta) < 30, axis=1)
-    eta, ls, sigma = np.exp(theta[:, 0]), np.exp(theta[:, 1:-1]), np.exp(theta[:, -1])
-    mu = np.log(np.asarray(domain.half)) + priors["ls"].kwargs["mu"]
-    lp = -0.5 * (eta / priors["eta"].kwargs["sigma"]) ** 2 + theta[:, 0]
-    lp += -0.5 * (sigma / priors["sigma"].kwargs["sigma"]) ** 2 + theta[:, -1]
-    lp += np.sum(-0.5 * ((theta[:, 1:-1] - mu) / priors["ls"].kwargs["sigma"]) ** 2, axis=1)
-    G = phi.T @ (wt[:, None] * phi)
-    h = phi.T @ (wt * r)
-    rWr = float(np.sum(wt * r**2))
-    log_det_w = float(np.sum(np.log(wt)))
-    rows = np.flatnonzero(inside)
-    # the run space costs n^2 K + n^3 / 3 per point (forming and factoring the covariance), the basis
-    # space K^3 / 3 (G is formed once): the cheaper one
-    run_space = n * n * K + n**3 / 3 < K**3 / 3
-    for start in range(0, rows.size, chunk):
-        idx = rows[start : start + chunk]
-        spd = np.exp(log_spectral_density(ls[idx], w, np))  # (b, K)
-        if run_space:  # one n x n factor per point
-            cov = (phi[None] * (eta[idx, None] ** 2 * spd)[:, None, :]) @ phi.T  # (b, n, n) by BLAS
-            cov[:, np.arange(n), np.arange(n)] += sigma[idx, None] ** 2 / wt
-        else:  # basis space (Woodbury)
-            scale = eta[idx, None] * np.sqrt(spd) / sigma[idx, None]
-            cov = np.eye(K)[None] + scale[:, :, None] * G[None] * scale[:, None, :]
-        try:
-            factors = np.linalg.cholesky(cov)
-        except np.linalg.LinAlgError:  # one of the batch is not positive definite: factor one by one
-            factors = None
-        for j, i in enumerate(idx):
-            try:
-                L = factors[j] if factors is not None else np.linalg.cholesky(cov[j])
-            except np.linalg.LinAlgError:
-                continue
-            if run_space:
-                a = solve_triangular(L, r, lower=True, check_finite=False)
-                quad = float(a @ a)
-                logdet = 2 * float(np.sum(np.log(np.diag(L))))
-            else:
-                c = solve_triangular(L, scale[j] * h, lower=True, check_finite=False) / sigma[i]
-                quad = rWr / sigma[i] ** 2 - float(c @ c)
-                logdet = 2 * n * theta[i, -1] - log_det_w + 2 * float(np.sum(np.log(np.diag(L))))
-            out[i] = lp[i] - 0.5 * (quad + logdet + n * np.log(2 * np.pi))
-    return out
+    """:func:`collapsed_log_posterior` of the runs, evaluated at ``theta`` (B, 2 + d) once."""
+    return collapsed_log_posterior(residuals, X, domain, priors, weights)(theta)
 
 
 def sample_hyperparameters(
@@ -511,8 +526,10 @@ def sample_hyperparameters(
 
     from bayescale import importance
 
+    density = collapsed_log_posterior(residuals, X, domain, priors, weights)
+
     def neg(t: np.ndarray) -> float:
-        value = float(log_posterior(t, residuals, X, domain, priors, weights)[0])
+        value = float(density(t)[0])
         return -value if np.isfinite(value) else 1e300
 
     floor = np.log(ls_floor(domain))
@@ -522,9 +539,7 @@ def sample_hyperparameters(
     # a mode on the length-scale floor: the Hessian is taken just inside, where the density is finite
     inner = np.concatenate([[mode[0]], np.maximum(mode[1:-1], floor + 2e-3), [mode[-1]]])
     cov = importance.laplace_scale(neg, inner)
-    result = importance.sample(
-        lambda t: log_posterior(t, residuals, X, domain, priors, weights), inner, cov, draws, rng
-    )
+    result = importance.sample(density, inner, cov, draws, rng)
     eta, ls, sigma = np.exp(result.draws[:, 0]), np.exp(result.draws[:, 1:-1]), np.exp(result.draws[:, -1])
     return {"eta": eta, "ls": ls, "sigma": sigma}, result
 

@@ -34,15 +34,19 @@ RETRY_THIN = 2
 RETRY_MAX_THIN = 8
 
 
+def _varying(post: xr.Dataset, names: list[str]) -> list[str]:
+    """The ``names`` whose draws vary: a fixed parameter has no convergence to check."""
+    return [n for n in names if n in post and np.ptp(post[n].to_numpy()) > 0]
+
+
 def _stage_ok(idata: xr.DataTree, names: list[str], chains: int, draws: int) -> bool:
     """Whether one stage's draws pass the diagnostics (R-hat, bulk/tail ESS, no divergences)."""
     from bayescale.diagnostics import assess
 
-    post = idata["posterior"].to_dataset()
-    names = [n for n in names if n in post and np.ptp(post[n].to_numpy()) > 0]
     stats = idata["sample_stats"].to_dataset() if "sample_stats" in idata.children else None
     divergences = int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else 0
-    return assess(compute_table(post, names), divergences, chains, draws).ok
+    post = idata["posterior"].to_dataset()
+    return assess(compute_table(post, _varying(post, names)), divergences, chains, draws).ok
 
 
 def _retry_thin(idata: xr.DataTree, names: list[str], chains: int) -> int:
@@ -54,7 +58,7 @@ def _retry_thin(idata: xr.DataTree, names: list[str], chains: int) -> int:
     from bayescale.diagnostics import MIN_ESS_PER_CHAIN
 
     post = idata["posterior"].to_dataset()
-    names = [n for n in names if n in post and np.ptp(post[n].to_numpy()) > 0]
+    names = _varying(post, names)
     if not names:
         return RETRY_THIN
     table = compute_table(post, names)
@@ -126,8 +130,7 @@ def assemble(
         if name not in post:
             post[name] = (("chain", "draw"), np.broadcast_to(values, (post.sizes["chain"], post.sizes["draw"])).copy())
     names = dict.fromkeys((*law.params, *law.natural_params, *NOISE_PARAMS))
-    # constant draws (a fixed parameter) have no convergence to check
-    checked = [n for n in names if n in post and np.ptp(post[n].to_numpy()) > 0]
+    checked = _varying(post, list(names))
     diag = compute_table(post, checked)
     groups = {name: idata[name].to_dataset() for name in idata.children}
     groups["posterior"] = post
@@ -287,10 +290,15 @@ def _sample_checked(model: Any, stage: Mapping[str, Any], checked: list[str], wh
     first attempt's ESS fell (:func:`_retry_thin`) -- is taken only when ``retry`` is true and
     ``target_accept`` is below :data:`RETRY_TARGET_ACCEPT`.
     """
-    args = (model, stage["sampler"], stage["draws"])
-    rest = (stage["chains"], stage["seed"])
+
+    def run(tune: int, target_accept: float, thin: int = 1) -> xr.DataTree:
+        return _sample(
+            model, stage["sampler"], stage["draws"], tune, stage["chains"], stage["seed"], target_accept,
+            stage["progress"], low_rank=low_rank, thin=thin,
+        )  # fmt: skip
+
     target_accept = float(stage["target_accept"])
-    idata = _sample(*args, stage["tune"], *rest, target_accept, stage["progress"], low_rank=low_rank)
+    idata = run(int(stage["tune"]), target_accept)
     if (
         stage.get("retry", True)
         and target_accept < RETRY_TARGET_ACCEPT
@@ -306,8 +314,7 @@ def _sample_checked(model: Any, stage: Mapping[str, Any], checked: list[str], wh
             thin,
             thin,
         )
-        tune = 2 * int(stage["tune"])
-        idata = _sample(*args, tune, *rest, RETRY_TARGET_ACCEPT, stage["progress"], low_rank=low_rank, thin=thin)
+        idata = run(2 * int(stage["tune"]), RETRY_TARGET_ACCEPT, thin)
     return idata
 
 
