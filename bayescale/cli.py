@@ -517,5 +517,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run() -> None:
+    """The console script: :func:`main`, then exit without the collector's last passes.
+
+    After a fit the process holds PyTensor's and numba's large object graphs; collecting them
+    at interpreter shutdown took 1.2 s of a 20 s command. ``gc.freeze`` leaves them to the OS.
+    """
+    import gc
+
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

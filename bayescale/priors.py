@@ -195,20 +195,18 @@ def is_data_value(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def to_pymc(name: str, prior: Prior, data: bool = False) -> Any:
+def to_pymc(name: str, prior: Prior, values: Mapping[str, Any] | None = None) -> Any:
     """Create the PyMC variable for ``prior`` in the current model; a fixed prior gives a float.
 
-    With ``data``, each finite parameter of the distribution enters as ``pm.Data`` named
-    ``<name>__<parameter>``, so that a compiled model can take other values without
+    ``values`` replaces parameters of the distribution by tensors (by parameter name), e.g.
+    elements of one ``pm.Data`` vector, so that a compiled model can take other values without
     recompiling (:mod:`bayescale.compiled`).
     """
     import pymc as pm
 
     if prior.is_fixed:
         return prior.kwargs["value"]
-    kwargs = dict(prior.kwargs)
-    if data:
-        kwargs = {k: pm.Data(f"{name}__{k}", float(v)) if is_data_value(v) else v for k, v in kwargs.items()}
+    kwargs = dict(prior.kwargs) | dict(values or {})
     return getattr(pm, prior.dist)(name, **kwargs)
 
 

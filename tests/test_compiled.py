@@ -10,7 +10,7 @@ import xarray as xr
 import bayescale as bs
 from bayescale import compiled
 from bayescale.laws import get_law
-from bayescale.model import build_model, model_data, resolve_priors, structure
+from bayescale.model import build_model, constants, model_data, resolve_priors, structure
 from bayescale.priors import Prior
 
 
@@ -30,7 +30,11 @@ def test_model_data_names_every_data_container_of_the_model(prior_set):
     values = model_data(law, runs, priors)
     assert set(values) == {v.name for v in model.data_vars}
     np.testing.assert_allclose(values["log_loss_observed"], np.log(runs.loss))
-    assert values["ref_N"] == pytest.approx(np.mean(runs.log("N")))
+    np.testing.assert_allclose(values["log_inputs"], np.stack([runs.log("N"), runs.log("D")]))
+    named = constants(law, runs, priors)
+    assert named["ref_N"] == pytest.approx(np.mean(runs.log("N")))
+    np.testing.assert_allclose(values["constants"], list(named.values()))
+    assert len(model.data_vars) == 3  # nutpie's compile time grows with the number of containers
 
 
 def test_structure_ignores_the_data_and_sees_families_and_fixed_values():
@@ -68,7 +72,7 @@ def test_a_structure_is_compiled_once_then_its_data_swapped(monkeypatch):
     compiled.law_model(law, b, resolve_priors(law, b))
     assert len(builds) == 1 and len(swaps) == 1
     np.testing.assert_allclose(swaps[0]["log_loss_observed"], np.log(b.loss))
-    assert swaps[0]["log_N"].shape == (7,)
+    assert swaps[0]["log_inputs"].shape == (2, 7)
     compiled.law_model(law, a, resolve_priors(law, a, prior_set="weak") | {"alpha": Prior("Normal", mu=0.3, sigma=0.1)})
     assert len(builds) == 2
     compiled.clear()

@@ -206,9 +206,8 @@ def test_elbo_is_the_gaussian_marginal_when_nu_is_large():
     phi = dom.basis(X)
     theta = np.concatenate([[np.log(0.02)], np.log(np.asarray(dom.half)), [np.log(0.01)]])
     nu = 1e7
-    eta, ls, sigma = disc._hyper(theta)
     w = np.ones(30)
-    exact = disc._log_marginal(r, w, phi, phi.T @ phi, phi.T @ r, disc._scale(dom, eta, ls, sigma), sigma)
+    exact = disc._log_marginal(r, w, phi, dom, theta)
     exact += disc._log_prior(theta, dom, priors) + stats.gamma.logpdf(nu, 2.0, scale=10.0)
     assert disc.elbo(r, w, phi, dom, theta, nu, priors) == pytest.approx(exact, abs=1e-2)
     # at a small nu the bound is lower than the Gaussian marginal of the same weights would suggest, never NaN
@@ -264,6 +263,36 @@ def test_log_posterior_is_the_nuts_target_on_the_log_scale(n):
     below = thetas[:1].copy()
     below[0, 1] = np.log(floor[0]) - 0.1
     assert disc.log_posterior(below, r, X, dom, priors, weights)[0] == -np.inf
+
+
+def test_em_densities_are_scipys():
+    from scipy import stats
+
+    e = np.random.default_rng(0).exponential(1e-4, 50)
+    for nu, sigma in ((1.5, 0.01), (30.0, 0.003)):
+        expected = np.sum(stats.t.logpdf(np.sqrt(e), nu, scale=sigma))
+        assert disc._student_t_log_likelihood(e / sigma**2, nu, sigma) == pytest.approx(expected, rel=1e-12)
+        assert disc._log_gamma_prior(nu) == pytest.approx(stats.gamma.logpdf(nu, 2.0, scale=10.0), rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [10, 300])
+def test_collapsed_posterior_gradient_is_exact(n):
+    from scipy.optimize import approx_fprime
+
+    rng = np.random.default_rng(n)
+    dom = disc.Domain(("N", "D"), center=(19.5, 23.0), half=(1.5, 2.0))
+    X = np.column_stack([rng.uniform(18, 21, n), rng.uniform(21, 25, n)])
+    r = 0.02 * np.sin(X[:, 0] - 20) + rng.normal(0, 0.005, n)
+    post = disc.collapsed_log_posterior(r, X, dom, disc.default_priors(), rng.uniform(0.1, 1.2, n))
+    floor = np.log(disc.ls_floor(dom))
+    for theta in ([np.log(0.02), floor[0] + 0.5, floor[1] + 0.3, np.log(0.01)], [-6.0, floor[0] + 2, floor[1], -5.3]):
+        theta = np.array(theta)
+        value, grad = post.value_and_grad(theta)
+        assert value == pytest.approx(post(theta)[0], rel=1e-10)
+        numeric = approx_fprime(theta + np.array([0, 0, 1e-5, 0]), lambda t: post(t)[0], 1e-6)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-3, atol=1e-3 * np.abs(numeric).max())
+    below = np.array([-4.0, floor[0] - 0.1, floor[1], -4.0])
+    assert post.value_and_grad(below)[0] == -np.inf
 
 
 def test_importance_draws_of_the_hyperparameters_match_their_posterior():
