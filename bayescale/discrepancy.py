@@ -149,9 +149,10 @@ def spectral_weights(ls: np.ndarray, w: np.ndarray, power: float = 0.5, dtype: t
     """``S(w)^power`` (numpy) with the negligible values set to exactly zero.
 
     A long length-scale makes the high frequencies' densities underflow towards subnormal
-    numbers, on which BLAS and LAPACK run 10-100 times slower (a 144 x 144 Cholesky factor took
-    7 ms instead of 0.1 ms); values below the square root of the smallest normal number of
-    ``dtype`` (their products stay normal) carry nothing and become zero.
+    numbers (with ``ls`` near its upper bound, several of the 144 weights do in float32), on
+    which x86 arithmetic runs many times slower. Values below the square root of the smallest
+    normal number of ``dtype`` (so that their products stay normal) carry nothing and become
+    zero.
     """
     value = np.exp(power * log_spectral_density(np.asarray(ls, dtype=float), w, np))
     return np.where(value < np.sqrt(np.finfo(dtype).tiny), 0.0, value)
