@@ -188,8 +188,8 @@ def _fit_stages(
     result = sampling.fit_law(law, runs, resolved, settings, checked)
     # The calibration re-fit does not depend on this fit's discrepancy: the two run side by side
     # (the discrepancy's small factorisations in one thread, the re-fit's sampler and its own
-    # discrepancy in another; 2 cores: 8 s -> 5 s after the law on 245 runs). One BLAS thread
-    # for both, set here once: see fit_discrepancy.
+    # discrepancy in another; 2 cores, 245 runs: about 7 s -> 4 s after the law). One BLAS
+    # thread for both, set here once: see fit_discrepancy.
     if calibrate:
         log.info(
             "calibrating the band width: re-fit without the top %.0f%% of runs by compute (alongside)",

@@ -327,7 +327,8 @@ def fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping[
     The stage is thousands of small (K x K) factorisations and solves, alternating between
     numpy's and scipy's BLAS: with two threads each, the threads of one library spin while
     the other works and every call slows 10-20 times (a 144 x 144 Cholesky factor: 3.6 ms
-    instead of 0.2 ms). One BLAS thread here: the stage took 7 s instead of 16 s on 245 runs.
+    instead of 0.2 ms). One BLAS thread here: the stage's two passes of a default fit on 245
+    runs (the fit's and the calibration re-fit's) took 7 s instead of 16 s.
     """
     from threadpoolctl import threadpool_limits
 

@@ -60,6 +60,21 @@ def test_fit_stores_the_calibration(mock_sampler, demo_runs):
     assert "calibration" not in plain.tree.children and plain.band_scale == 1.0
 
 
+def test_the_refit_alongside_leaves_warning_filters_and_shows_no_progress(mock_sampler, demo_runs, caplog):
+    # the calibration re-fit runs in a second thread: it must not touch the process-wide warning
+    # filters (warnings.catch_warnings is not thread-safe) nor interleave its progress with the fit's
+    import logging
+
+    before = list(warnings.filters)
+    with caplog.at_level(logging.INFO, logger="bayescale"):
+        bs.fit(demo_runs, seed=2, strict=False)
+    assert warnings.filters == before
+    refit = [r for r in caplog.records if r.threadName.startswith("bayescale-calibration")]
+    assert refit == []
+    assert any("band scale" in r.getMessage() for r in caplog.records)
+    assert sum(r.getMessage().startswith("sampling ") for r in caplog.records) == 1  # the fit's, not the re-fit's
+
+
 def test_scale_draws_follow_the_posterior():
     rng = np.random.default_rng(3)
     np.testing.assert_array_equal(cal.scale_draws(np.array([]), 5, rng), np.ones(5))
