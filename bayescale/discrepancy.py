@@ -216,18 +216,6 @@ def _scale(domain: Domain, eta: float, ls: np.ndarray, sigma: float) -> np.ndarr
     return eta * spectral_weights(ls, domain.frequencies()) / sigma
 
 
-def _log_marginal(r: np.ndarray, wt: np.ndarray, phi: np.ndarray, domain: Domain, theta: np.ndarray) -> float:
-    """log Normal(r | 0, U U' + sigma^2 W^-1) by the basis-space formula of :func:`build_model`."""
-    eta, ls, sigma = _hyper(theta)
-    scale = _scale(domain, eta, ls, sigma)
-    G = phi.T @ (wt[:, None] * phi)
-    L = np.linalg.cholesky(np.eye(G.shape[0]) + scale[:, None] * G * scale[None, :])
-    c = np.linalg.solve(L, scale * (phi.T @ (wt * r))) / sigma
-    quad = float(np.sum(wt * r**2)) / sigma**2 - float(c @ c)
-    logdet = 2 * r.size * np.log(sigma) - float(np.sum(np.log(wt))) + 2 * float(np.sum(np.log(np.diag(L))))
-    return -0.5 * (quad + logdet + r.size * np.log(2 * np.pi))
-
-
 def _log_prior(theta: np.ndarray, domain: Domain, priors: Mapping[str, Prior]) -> Any:
     """Log density of the hyperpriors on the log scale (Jacobian included): a float for one ``theta``
     (P,), an array for a batch (B, P)."""
@@ -321,7 +309,7 @@ def robust_pass(
     it = 0
     while it < max_iter:
         it += 1
-        posterior = CollapsedPosterior(r, X, domain, priors, wt)
+        posterior = CollapsedPosterior(r, X, domain, priors, wt, basis=phi)
 
         def neg(t: np.ndarray, posterior: CollapsedPosterior = posterior) -> tuple[float, np.ndarray]:
             value, grad = posterior.value_and_grad(t)
@@ -405,13 +393,14 @@ def elbo(
     a = 0.5 * (nu + 1)
     b = 0.5 * (nu + e / sigma**2)
     w = a / b
-    value = _log_marginal(r, w, phi, domain, theta)
+    # the weighted marginal likelihood and the log hyperpriors
+    value = CollapsedPosterior(r, None, domain, priors, w, basis=phi).value_and_grad(theta)[0]
     value += 0.5 * float(np.sum(special.digamma(a) - np.log(b) - np.log(w)))
     a0 = b0 = 0.5 * nu
     kl = (a - a0) * special.digamma(a) - special.gammaln(a) + special.gammaln(a0)
     kl = kl + a0 * (np.log(b) - np.log(b0)) + a * (b0 - b) / b
     value -= float(np.sum(kl))
-    return value + _log_prior(theta, domain, priors) + _log_gamma_prior(nu)
+    return value + _log_gamma_prior(nu)
 
 
 def best_robust_pass(
@@ -439,7 +428,8 @@ class CollapsedPosterior:
     The density :func:`build_model` gives NUTS, on the unconstrained scale ``theta = (log eta,
     log ls..., log sigma)``, Jacobian included: ``-inf`` below the length-scale floor
     (:func:`ls_floor`, where the prior is truncated). The basis at the runs, ``G = Phi' W Phi``
-    and ``h = Phi' W r`` are computed once, on construction.
+    and ``h = Phi' W r`` are computed once, on construction (``basis``: the basis at the runs,
+    when already computed; ``X`` is then not used).
 
     Calling it evaluates a batch ``theta`` (B, 2 + d): the marginal likelihood in the run space
     or the basis space, whichever costs less (the run space for fewer than about K / 2 runs),
@@ -450,17 +440,18 @@ class CollapsedPosterior:
     def __init__(
         self,
         residuals: np.ndarray,
-        X: np.ndarray,
+        X: np.ndarray | None,
         domain: Domain,
         priors: Mapping[str, Prior],
         weights: np.ndarray | None = None,
         chunk: int = 64,
+        basis: np.ndarray | None = None,
     ) -> None:
         self.r = np.asarray(residuals, dtype=float)
         self.n = self.r.size
         self.wt = np.ones(self.n) if weights is None else np.asarray(weights, dtype=float)
         self.domain, self.priors, self.chunk = domain, priors, chunk
-        self.phi = domain.basis(X)
+        self.phi = domain.basis(X) if basis is None else basis
         self.K = self.phi.shape[1]
         self.w = domain.frequencies()
         self.log_floor = np.log(ls_floor(domain))
