@@ -318,7 +318,7 @@ def robust_pass(
         ls_bounds = [(float(lo), max(float(lo) + 1.0, 6.0)) for lo in np.log(ls_floor(domain))]
         theta = optimize.minimize(neg, theta, jac=True, method="L-BFGS-B", bounds=[(-12, 2), *ls_bounds, (-12, 2)]).x
         sigma = _hyper(theta)[2]
-        e = _expected_squared_errors(r, wt, phi, domain, theta)
+        e = posterior.expected_squared_errors(theta)
 
         def neg_nu(v: float, e: np.ndarray = e, sigma: float = sigma) -> float:
             return -_student_t_log_likelihood(e / sigma**2, v, sigma) - _log_gamma_prior(v)
@@ -354,20 +354,6 @@ def _log_gamma_prior(nu: float) -> float:
     return float(np.log(nu) - 0.1 * nu + 2 * np.log(0.1))
 
 
-def _expected_squared_errors(
-    r: np.ndarray, wt: np.ndarray, phi: np.ndarray, domain: Domain, theta: np.ndarray
-) -> np.ndarray:
-    """``E[(r_i - delta_i)^2]`` under the Gaussian posterior of the discrepancy given weights and hyperparameters."""
-    eta, ls, sigma = _hyper(theta)
-    scale = _scale(domain, eta, ls, sigma)
-    G = phi.T @ (wt[:, None] * phi)
-    M = np.eye(phi.shape[1]) + scale[:, None] * G * scale[None, :]
-    A = phi * (sigma * scale)[None, :]  # delta = A z
-    mean = A @ np.linalg.solve(M, scale * (phi.T @ (wt * r)) / sigma)
-    var = np.einsum("ik,ik->i", A, np.linalg.solve(M, A.T).T)
-    return (r - mean) ** 2 + var
-
-
 def elbo(
     r: np.ndarray,
     wt: np.ndarray,
@@ -389,7 +375,7 @@ def elbo(
     from scipy import special
 
     sigma = _hyper(theta)[2]
-    e = _expected_squared_errors(r, wt, phi, domain, theta)
+    e = CollapsedPosterior(r, None, domain, priors, wt, basis=phi).expected_squared_errors(theta)
     a = 0.5 * (nu + 1)
     b = 0.5 * (nu + e / sigma**2)
     w = a / b
@@ -504,6 +490,17 @@ class CollapsedPosterior:
                 out[i] = lp[i] - 0.5 * (quad + logdet + n * np.log(2 * np.pi))
         return out
 
+    def expected_squared_errors(self, theta: np.ndarray) -> np.ndarray:
+        """``E[(r_i - delta_i)^2]`` under the Gaussian posterior of the discrepancy at hyperparameters ``theta``
+        (the robust pass's E-step)."""
+        eta, ls, sigma = _hyper(theta)
+        scale = _scale(self.domain, eta, ls, sigma)
+        M = _precisions(scale[None], self.G)[0]
+        A = self.phi * (sigma * scale)[None, :]  # delta = A z
+        mean = A @ np.linalg.solve(M, scale * self.h / sigma)
+        var = np.einsum("ik,ik->i", A, np.linalg.solve(M, A.T).T)
+        return (self.r - mean) ** 2 + var
+
     def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """Log posterior at one ``theta`` (2 + d,) and its gradient, by the basis-space formula.
 
@@ -522,7 +519,7 @@ class CollapsedPosterior:
         eta, ls, sigma = _hyper(t)
         s = eta * spectral_weights(ls, self.w) / sigma
         try:
-            L = np.linalg.cholesky(np.eye(self.K) + s[:, None] * self.G * s[None, :])
+            L = np.linalg.cholesky(_precisions(s[None], self.G)[0])
         except np.linalg.LinAlgError:
             return -np.inf, np.zeros_like(t)
         u = s * self.h / sigma
@@ -541,18 +538,6 @@ class CollapsedPosterior:
         return value, _log_prior_grad(t, self.domain, self.priors) - neg_grad
 
 
-def collapsed_log_posterior(
-    residuals: np.ndarray,
-    X: np.ndarray,
-    domain: Domain,
-    priors: Mapping[str, Prior],
-    weights: np.ndarray | None = None,
-    chunk: int = 64,
-) -> CollapsedPosterior:
-    """The :class:`CollapsedPosterior` of the runs: callable on a batch ``theta`` (B, 2 + d)."""
-    return CollapsedPosterior(residuals, X, domain, priors, weights, chunk)
-
-
 def log_posterior(
     theta: np.ndarray,
     residuals: np.ndarray,
@@ -561,8 +546,8 @@ def log_posterior(
     priors: Mapping[str, Prior],
     weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """:func:`collapsed_log_posterior` of the runs, evaluated at ``theta`` (B, 2 + d) once."""
-    return collapsed_log_posterior(residuals, X, domain, priors, weights)(theta)
+    """:class:`CollapsedPosterior` of the runs, evaluated at ``theta`` (B, 2 + d) once."""
+    return CollapsedPosterior(residuals, X, domain, priors, weights)(theta)
 
 
 def sample_hyperparameters(
@@ -605,7 +590,7 @@ def sample_hyperparameters(
 
     from bayescale import importance
 
-    density = collapsed_log_posterior(residuals, X, domain, priors, weights)
+    density = CollapsedPosterior(residuals, X, domain, priors, weights)
 
     def neg(t: np.ndarray) -> float:
         value = float(density(t)[0])

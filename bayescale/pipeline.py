@@ -189,7 +189,7 @@ def _fit_stages(
     # The calibration re-fit does not depend on this fit's discrepancy: the two run side by side
     # (the discrepancy's small factorisations in one thread, the re-fit's sampler and its own
     # discrepancy in another; 2 cores, 245 runs: about 7 s -> 4 s after the law). One BLAS
-    # thread for both, set here once: see fit_discrepancy.
+    # thread for both (see fit_discrepancy), set here once: threadpoolctl's limit is process-wide.
     if calibrate:
         log.info(
             "calibrating the band width: re-fit without the top %.0f%% of runs by compute (alongside)",

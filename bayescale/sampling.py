@@ -324,19 +324,12 @@ def fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping[
     The residuals are taken against the law's posterior median at each run; the law is not
     updated (a cut posterior, see :mod:`bayescale.discrepancy`).
 
-    The stage is thousands of small (K x K) factorisations and solves, alternating between
-    numpy's and scipy's BLAS: with two threads each, the threads of one library spin while
-    the other works and every call slows 10-20 times (a 144 x 144 Cholesky factor: 3.6 ms
-    instead of 0.2 ms). One BLAS thread here: the stage's two passes of a default fit on 245
-    runs (the fit's and the calibration re-fit's) took 7 s instead of 16 s.
+    Call it with BLAS held to one thread, as :func:`bayescale.pipeline.fit` does: the stage is
+    thousands of small (K x K) factorisations and solves, alternating between numpy's and
+    scipy's BLAS, and with two threads each the threads of one library spin while the other
+    works (a 144 x 144 Cholesky factor: 3.6 ms instead of 0.2 ms; the two passes of a default
+    fit on 245 runs, the fit's and the calibration re-fit's: 16 s instead of 7 s).
     """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        _fit_discrepancy(result, runs, law, settings)
-
-
-def _fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping[str, Any]) -> None:
     from bayescale import discrepancy
     from bayescale.predict import law_log_loss
 

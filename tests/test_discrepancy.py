@@ -282,7 +282,7 @@ def test_collapsed_posterior_gradient_is_exact(n):
     dom = disc.Domain(("N", "D"), center=(19.5, 23.0), half=(1.5, 2.0))
     X = np.column_stack([rng.uniform(18, 21, n), rng.uniform(21, 25, n)])
     r = 0.02 * np.sin(X[:, 0] - 20) + rng.normal(0, 0.005, n)
-    post = disc.collapsed_log_posterior(r, X, dom, disc.default_priors(), rng.uniform(0.1, 1.2, n))
+    post = disc.CollapsedPosterior(r, X, dom, disc.default_priors(), rng.uniform(0.1, 1.2, n))
     floor = np.log(disc.ls_floor(dom))
     for theta in ([np.log(0.02), floor[0] + 0.5, floor[1] + 0.3, np.log(0.01)], [-6.0, floor[0] + 2, floor[1], -5.3]):
         theta = np.array(theta)
