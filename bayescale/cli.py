@@ -304,12 +304,12 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from bayescale.errors import PredictionError
-    from bayescale.result import load
+    from bayescale.result import PREDICT_GROUPS, load
 
     if args.points and any(v is not None for v in (args.N, args.D, args.C)):
         raise PredictionError("give either --points or --N/--D/--C, not both")
     points = _load_points(args.points) if args.points else {"N": args.N, "D": args.D, "C": args.C}
-    result = load(args.fit)
+    result = load(args.fit, groups=PREDICT_GROUPS)
     sys.stdout.write(render(result.predict(**points, interval=args.interval), args.format))
     return 0
 

@@ -7,6 +7,7 @@ loaded fit answers ``summary`` and ``predict`` without compiling a model.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -412,7 +413,19 @@ class ScalingFit:
 
     # --- persistence -------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write the fit to ``path`` (netCDF) atomically: a failure leaves an older file intact."""
+        """Write the fit to ``path`` (netCDF) atomically: a failure leaves an older file intact.
+
+        Raises
+        ------
+        FitFileError
+            If the fit was loaded with only some of its groups (``load(path, groups=...)``):
+            saving it would drop the others.
+        """
+        if storage.PARTIAL in self.tree.attrs:
+            raise FitFileError(
+                "this fit was loaded with only some of its groups (load(path, groups=...)); "
+                "load it in full to save it"
+            )
         return storage.write_atomic(self.tree, path)
 
     def __repr__(self) -> str:
@@ -423,12 +436,23 @@ class ScalingFit:
         )
 
 
-def load(path: str | Path) -> ScalingFit:
+#: The groups :meth:`ScalingFit.predict` reads (the posterior is always read).
+PREDICT_GROUPS = ("runs", "discrepancy", "calibration")
+
+
+def load(path: str | Path, groups: Iterable[str] | None = None) -> ScalingFit:
     """Load a fit saved by :meth:`ScalingFit.save` (no PyMC import, no compilation).
+
+    Parameters
+    ----------
+    path : str or Path
+    groups : iterable of str, optional
+        Read only these groups besides the posterior -- e.g. :data:`PREDICT_GROUPS` for
+        predictions, half the reading time; such a fit cannot be saved again.
 
     Raises
     ------
     FitFileError
         If the file is missing, corrupt or not a bayescale fit.
     """
-    return ScalingFit(storage.read_tree(path))
+    return ScalingFit(storage.read_tree(path, groups))

@@ -84,6 +84,20 @@ def test_save_load_round_trip_is_exact(real_fit, real_fit_path):
     assert loaded.priors == real_fit.priors
 
 
+def test_partial_load_predicts_alike_and_refuses_to_save(real_fit, real_fit_path, tmp_path):
+    from bayescale.result import PREDICT_GROUPS
+
+    partial = bs.load(real_fit_path, groups=PREDICT_GROUPS)
+    assert "log_likelihood" not in partial.tree.children and "sample_stats" not in partial.tree.children
+    assert {k: v for k, v in partial.tree.attrs.items() if k != "bayescale_partial_read"} == real_fit.tree.attrs
+    pd.testing.assert_frame_equal(
+        partial.predict(N=[7e10, 1e9], D=[1.4e12, 2e10]), real_fit.predict(N=[7e10, 1e9], D=[1.4e12, 2e10])
+    )
+    with pytest.raises(FitFileError, match="only some of its groups"):
+        partial.save(tmp_path / "copy.nc")
+    assert not (tmp_path / "copy.nc").exists()
+
+
 def test_predictions_from_saved_fit_do_not_import_pymc(real_fit_path):
     code = (
         "import sys, bayescale as bs; f = bs.load(sys.argv[1]); f.predict(N=7e10, D=1.4e12); f.summary();"
