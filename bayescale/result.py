@@ -423,8 +423,7 @@ class ScalingFit:
         """
         if storage.PARTIAL in self.tree.attrs:
             raise FitFileError(
-                "this fit was loaded with only some of its groups (load(path, groups=...)); "
-                "load it in full to save it"
+                "this fit was loaded with only some of its groups (load(path, groups=...)); load it in full to save it"
             )
         return storage.write_atomic(self.tree, path)
 
