@@ -33,6 +33,10 @@ RETRY_THIN = 2
 #: The most the retry thins by (its cost grows with it: sampling is seconds on a small ladder).
 RETRY_MAX_THIN = 8
 
+#: Runs per piece of the per-run evaluations over all draws (pointwise log-likelihood, the
+#: discrepancy's residuals): 4,000 draws x 256 runs, 8 MB per temporary.
+LOG_LIKELIHOOD_CHUNK = 256
+
 
 def _varying(post: xr.Dataset, names: list[str]) -> list[str]:
     """The ``names`` whose draws vary: a fixed parameter has no convergence to check."""
@@ -196,12 +200,13 @@ def log_likelihood(law: Law, runs: Runs, posterior: xr.Dataset, priors: Mapping[
     """Pointwise log-likelihood of each run under each draw (``log_loss``: chain, draw, run), for PSIS-LOO.
 
     The Student-t density of the model (:func:`bayescale.model.build_model`) evaluated with
-    numpy on the draws: no compiled function. float32 halves the largest group of a fit
-    (draws x runs); PSIS-LOO needs no more precision.
+    numpy on the draws: no compiled function. Runs are taken in chunks on the prediction
+    thread pool, so the temporaries stay small (draws x 10,000 runs in one piece: 320 MB
+    each) and both cores work. float32 halves the largest group of a fit (draws x runs);
+    PSIS-LOO needs no more precision.
     """
-    from scipy import stats
-
-    from bayescale.predict import law_log_loss
+    from bayescale.predict import law_log_loss, ordered_map
+    from bayescale.stats import student_t_logpdf
 
     shape = (posterior.sizes["chain"], posterior.sizes["draw"])
 
@@ -211,10 +216,19 @@ def log_likelihood(law: Law, runs: Runs, posterior: xr.Dataset, priors: Mapping[
         return np.full(shape[0] * shape[1], float(priors[name].kwargs["value"]))
 
     sampled = {name: flat(name) for name in (*law.params, *NOISE_PARAMS)}
-    mu = law_log_loss(law, sampled, law.reference(runs), {x: runs.values(x) for x in law.inputs})
-    values = stats.t.logpdf(np.log(runs.loss)[None, :], sampled["nu"][:, None], mu, sampled["sigma"][:, None])
+    nu, sigma = sampled["nu"][:, None], sampled["sigma"][:, None]
+    ref = law.reference(runs)
+    inputs = {x: runs.values(x) for x in law.inputs}
+    log_loss = np.log(runs.loss)
+
+    def chunk(sl: slice) -> np.ndarray:
+        mu = law_log_loss(law, sampled, ref, {x: v[sl] for x, v in inputs.items()})
+        return student_t_logpdf(log_loss[None, sl], nu, mu, sigma).astype("float32")
+
+    slices = [slice(start, start + LOG_LIKELIHOOD_CHUNK) for start in range(0, len(runs), LOG_LIKELIHOOD_CHUNK)]
+    values = np.concatenate(list(ordered_map(chunk, slices)), axis=1)
     return xr.Dataset(
-        {"log_loss": (("chain", "draw", "run"), values.reshape(*shape, -1).astype("float32"))},
+        {"log_loss": (("chain", "draw", "run"), values.reshape(*shape, -1))},
         coords={"chain": posterior["chain"], "draw": posterior["draw"], "run": np.arange(len(runs))},
     )
 
@@ -331,15 +345,25 @@ def fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping[
     fit on 245 runs, the fit's and the calibration re-fit's: 16 s instead of 7 s).
     """
     from bayescale import discrepancy
-    from bayescale.predict import law_log_loss
+    from bayescale.predict import law_log_loss, ordered_map
 
     sampled = result._sampled()
-    log_law = law_log_loss(law, sampled, result.reference, {x: runs.values(x) for x in law.inputs})
-    residuals = np.log(runs.loss) - np.median(log_law, axis=0)
+    inputs = {x: runs.values(x) for x in law.inputs}
+    log_loss = np.log(runs.loss)
+
+    def per_run(sl: slice) -> tuple[np.ndarray, np.ndarray]:
+        # the law's median log loss and its outlier weight at each run of the chunk, over the draws
+        log_law = law_log_loss(law, sampled, result.reference, {x: v[sl] for x, v in inputs.items()})
+        weights = discrepancy.law_weights(log_loss[None, sl] - log_law, sampled["sigma"], sampled["nu"])
+        return np.median(log_law, axis=0), weights
+
+    slices = [slice(i, i + LOG_LIKELIHOOD_CHUNK) for i in range(0, len(runs), LOG_LIKELIHOOD_CHUNK)]
+    medians, starts = zip(*ordered_map(per_run, slices), strict=True)
+    residuals = log_loss - np.concatenate(medians)
+    start = np.concatenate(starts)
     domain = discrepancy.Domain.of_runs(runs, law.inputs)
     X = domain.log_inputs(runs.table)
     priors = discrepancy.default_priors()
-    start = discrepancy.law_weights(np.log(runs.loss)[None, :] - log_law, sampled["sigma"], sampled["nu"])
     nu = float(np.median(sampled["nu"]))
     robust = discrepancy.best_robust_pass(residuals, X, domain, priors, nu=nu, starts=[start, None])
     weights = robust.weights

@@ -90,3 +90,25 @@ def check_interval(interval: float) -> float:
     if not 0 < interval < 1:
         raise ValueError(f"interval must be between 0 and 1 (e.g. 0.9), got {interval}")
     return float(interval)
+
+
+def student_t_logpdf(x: np.ndarray, nu: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Student-t log density at ``x`` (broadcasting like ``scipy.stats.t.logpdf(x, nu, loc, scale)``).
+
+    The formula, with the terms that depend only on ``nu`` and ``scale`` formed once on
+    their own shape: equal to scipy's to rounding (tested), several times faster on the
+    draws x runs arrays of a pointwise log-likelihood -- scipy.stats' argument handling
+    and ``apply_where`` took 16 s of a 10,000-run fit's 4,000 x 10,000 evaluation.
+    """
+    from scipy.special import gammaln
+
+    nu = np.asarray(nu, dtype=float)
+    scale = np.asarray(scale, dtype=float)
+    const = gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi) - np.log(scale)
+    z = (np.asarray(x, dtype=float) - loc) / scale
+    z *= z
+    z /= nu
+    out = np.log1p(z, out=z)
+    out *= -0.5 * (nu + 1)
+    out += const
+    return out

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bayescale.laws._base import log_sum_exp
-from bayescale.stats import median_along, quantiles_along
+from bayescale.stats import median_along, quantiles_along, student_t_logpdf
 
 SHAPES = [((7, 4000), 1), ((4000, 7), 0), ((5, 3999), 1), ((3999, 5), 0), ((3, 2), 1), ((1, 1), -1)]
 
@@ -49,3 +49,48 @@ def test_float32_log_sum_exp_matches_the_nested_float64_one():
     np.testing.assert_allclose(fast, exact, rtol=2e-6, atol=2e-6)
     with_zero = [np.full((50, 40), -np.inf, dtype=np.float32), *(t.astype(np.float32) for t in terms[1:])]
     np.testing.assert_allclose(log_sum_exp(with_zero, np), np.logaddexp(terms[1], terms[2]), rtol=2e-6, atol=2e-6)
+
+
+def test_student_t_logpdf_equals_scipy():
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(1, 60))
+    nu, scale = rng.uniform(1.0, 80.0, size=(30, 1)), rng.uniform(0.005, 2.0, size=(30, 1))
+    loc = rng.normal(size=(30, 60))
+    np.testing.assert_allclose(student_t_logpdf(x, nu, loc, scale), stats.t.logpdf(x, nu, loc, scale), rtol=1e-12)
+
+
+def test_log_likelihood_in_chunks_equals_one_piece(monkeypatch):
+    """The pointwise log-likelihood taken run chunk by run chunk equals the whole-array formula."""
+    import pandas as pd
+    import xarray as xr
+    from scipy import stats
+
+    import bayescale.sampling as sampling
+    from bayescale.data import load_runs
+    from bayescale.laws import get_law
+    from bayescale.predict import law_log_loss
+
+    rng = np.random.default_rng(4)
+    N = np.exp(rng.uniform(18, 23, 70))
+    D = 20 * N * np.exp(rng.normal(0, 1, 70))
+    runs = load_runs(pd.DataFrame({"N": N, "D": D, "loss": 1.7 + 400 * N**-0.34 + 410 * D**-0.28}))
+    law = get_law("chinchilla")
+    S = (2, 25)
+    draws = {
+        "E": rng.uniform(1.5, 1.9, S),
+        "alpha": rng.uniform(0.25, 0.4, S),
+        "beta": rng.uniform(0.25, 0.4, S),
+        "log_A_ref": rng.normal(-1.5, 0.1, S),
+        "log_B_ref": rng.normal(-1.5, 0.1, S),
+        "sigma": rng.uniform(0.005, 0.02, S),
+        "nu": rng.uniform(2, 30, S),
+    }
+    posterior = xr.Dataset({k: (("chain", "draw"), v) for k, v in draws.items()})
+    monkeypatch.setattr(sampling, "LOG_LIKELIHOOD_CHUNK", 16)  # five chunks, the last one short
+    got = sampling.log_likelihood(law, runs, posterior, {})["log_loss"].to_numpy().reshape(50, -1)
+    flat = {k: v.reshape(-1) for k, v in draws.items()}
+    mu = law_log_loss(law, flat, law.reference(runs), {"N": N, "D": D})
+    want = stats.t.logpdf(np.log(runs.loss)[None, :], flat["nu"][:, None], mu, flat["sigma"][:, None])
+    np.testing.assert_allclose(got, want.astype("float32"), rtol=1e-6)
