@@ -116,6 +116,15 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_group_value(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--group-value",
+        action="append",
+        metavar="NAME",
+        help="for a pooled fit: answer for this group (repeatable; default every group, with a group column)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bayescale`` command."""
     from bayescale import __version__
@@ -136,11 +145,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=DIST",
         help='override a prior, e.g. --prior "alpha=Normal(0.35, 0.1)"; a number fixes it ("E=0")',
     )
+    p.add_argument(
+        "--group",
+        metavar="COLUMN",
+        help="pool the ladders named by COLUMN (data mixes, eval sets): one hierarchical fit of all groups",
+    )
     _add_columns(p)
     _add_sampling(p)
 
     p = sub.add_parser("summary", help="posterior summary of the law's parameters")
     p.add_argument("fit", help="a fit file written by bayescale fit")
+    _add_group_value(p)
     p.add_argument("--interval", type=_interval, default=0.9, help="interval probability (default 0.9)")
     p.add_argument("--format", choices=FORMATS, default="table")
 
@@ -152,6 +167,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--C", type=_number, help="training FLOPs")
     p.add_argument("--interval", type=_interval, default=0.9, help="interval probability (default 0.9)")
     p.add_argument("--format", choices=FORMATS, default="table")
+    _add_group_value(p)
+
+    p = sub.add_parser("contrast", help="two groups of a pooled fit against each other, from joint draws")
+    p.add_argument("fit", help="a pooled fit file (bayescale fit --group COLUMN)")
+    p.add_argument("--a", required=True, help="first group")
+    p.add_argument("--b", required=True, help="second group (differences are a minus b)")
+    p.add_argument("--points", help="CSV with N and D (or C) columns: loss differences there")
+    p.add_argument("--N", type=_number, help="parameters, e.g. 7e10 or 70B")
+    p.add_argument("--D", type=_number, help="training tokens, e.g. 1.4T")
+    p.add_argument("--C", type=_number, help="training FLOPs")
+    p.add_argument("--compute", type=_number, help="budget of the allocation rows (default 100x the largest run)")
+    p.add_argument("--interval", type=_interval, default=0.9, help="interval probability (default 0.9)")
+    p.add_argument("--format", choices=FORMATS, default="table")
 
     p = sub.add_parser("optimal", help="compute-optimal N, D and tokens per parameter for budgets")
     p.add_argument("fit", help="a fit file written by bayescale fit (a law of N and D)")
@@ -161,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--N", type=_number, nargs="+", help="fixed model sizes: tokens needed to reach --target-loss")
     p.add_argument("--interval", type=_interval, default=0.9, help="interval probability (default 0.9)")
     p.add_argument("--format", choices=FORMATS, default="table")
+    _add_group_value(p)
 
     p = sub.add_parser("backtest", help="fit on smaller runs, predict the held-out larger ones, score the bands")
     p.add_argument("runs", help="CSV or Parquet file, one row per run")
@@ -229,10 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_points(path: str):
-    from bayescale.data import _read_table, _to_numbers
+    from bayescale.data import _to_numbers, read_table
     from bayescale.errors import PredictionError
 
-    df = _read_table(Path(path))
+    df = read_table(Path(path))
     df.columns = [str(c).strip() for c in df.columns]
     if len(df) == 0:
         raise PredictionError(f"'{path}' has no points (header only)")
@@ -271,7 +300,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if not out.parent.exists() and str(out.parent):
         raise BayescaleError(f"cannot write --out {out}: folder '{out.parent}' does not exist")
     priors = dict(parse_assignment(spec) for spec in args.prior)
-    runs = load_runs(args.runs, n_col=args.n_col, d_col=args.d_col, c_col=args.c_col, loss_col=args.loss_col, k=args.k)
+    columns = {"n_col": args.n_col, "d_col": args.d_col, "c_col": args.c_col, "loss_col": args.loss_col, "k": args.k}
+    if args.group is not None:
+        return _fit_pooled(args, out, priors, columns)
+    runs = load_runs(args.runs, **columns)
     result = fit(
         runs,
         law=args.law,
@@ -295,38 +327,102 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_summary(args: argparse.Namespace) -> int:
-    from bayescale.result import load
+def _fit_pooled(args: argparse.Namespace, out: Path, priors: dict, columns: dict) -> int:
+    from bayescale.pipeline import check_diagnostics
+    from bayescale.pooled_pipeline import fit_pooled
 
-    sys.stdout.write(render(load(args.fit).summary(interval=args.interval), args.format))
+    result = fit_pooled(
+        args.runs,
+        args.group,
+        args.law,
+        priors,
+        progress=not args.quiet and sys.stderr.isatty(),
+        **_sampling_options(args),
+        **columns,
+    )
+    check_diagnostics(result.diagnostics, args.strict)
+    result.save(out)
+    d = result.diagnostics
+    log.info(
+        "saved %s (%s pooled by %s: %d groups; max R-hat %.3f, min ESS %.0f, %d divergences)",
+        out,
+        result.group(result.names[0]).law.name,
+        result.column,
+        len(result.names),
+        d.max_rhat,
+        min(d.min_ess_bulk, d.min_ess_tail),
+        d.divergences,
+    )
+    return 0
+
+
+def _answer(result, args: argparse.Namespace, ask):
+    """``ask(fit)`` of a single fit, or of the asked groups of a pooled fit (with a group column)."""
+    from bayescale.errors import GroupError
+    from bayescale.pooled import PooledFit
+
+    if isinstance(result, PooledFit):
+        return result.per_group(ask, args.group_value)
+    if args.group_value:
+        raise GroupError(f"--group-value {args.group_value[0]!r}: '{args.fit}' is not a pooled fit (it has no groups)")
+    return ask(result)
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from bayescale.pooled import load
+
+    table = _answer(load(args.fit), args, lambda f: f.summary(interval=args.interval))
+    sys.stdout.write(render(table, args.format))
+    return 0
+
+
+def _cmd_contrast(args: argparse.Namespace) -> int:
+    from bayescale.errors import GroupError, PredictionError
+    from bayescale.pooled import PooledFit, load
+
+    if args.points and any(v is not None for v in (args.N, args.D, args.C)):
+        raise PredictionError("give either --points or --N/--D/--C, not both")
+    points = _load_points(args.points) if args.points else {"N": args.N, "D": args.D, "C": args.C}
+    result = load(args.fit)
+    if not isinstance(result, PooledFit):
+        raise GroupError(f"'{args.fit}' is not a pooled fit; fit with: bayescale fit RUNS --group COLUMN --out FIT")
+    table = result.contrast(args.a, args.b, **points, compute=args.compute, interval=args.interval)
+    sys.stdout.write(render(table, args.format))
     return 0
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from bayescale.errors import PredictionError
-    from bayescale.result import PREDICT_GROUPS, load
+    from bayescale.pooled import load_for_prediction
 
     if args.points and any(v is not None for v in (args.N, args.D, args.C)):
         raise PredictionError("give either --points or --N/--D/--C, not both")
     points = _load_points(args.points) if args.points else {"N": args.N, "D": args.D, "C": args.C}
-    result = load(args.fit, groups=PREDICT_GROUPS)
-    sys.stdout.write(render(result.predict(**points, interval=args.interval), args.format))
+    result = load_for_prediction(args.fit)
+    table = _answer(result, args, lambda f: f.predict(**points, interval=args.interval))
+    sys.stdout.write(render(table, args.format))
     return 0
 
 
 def _cmd_optimal(args: argparse.Namespace) -> int:
     from bayescale.allocation import AllocationError
-    from bayescale.result import load
+    from bayescale.pooled import PooledFit, load
 
     result = load(args.fit)
-    if args.N is not None:
-        if args.target_loss is None:
-            raise AllocationError("--N needs --target-loss: the tokens a model of that size needs to reach it")
-        table = result.tokens_to_reach(N=args.N, loss=args.target_loss, interval=args.interval)
-    else:
-        table = result.optimal(
-            args.compute, interval=args.interval, inference_tokens=args.inference_tokens, target_loss=args.target_loss
+    compute = args.compute
+    if compute is None and isinstance(result, PooledFit):  # one default budget for every group
+        compute = max(result.group(n).reference_budget for n in result.names)
+
+    def ask(fit):
+        if args.N is not None:
+            if args.target_loss is None:
+                raise AllocationError("--N needs --target-loss: the tokens a model of that size needs to reach it")
+            return fit.tokens_to_reach(N=args.N, loss=args.target_loss, interval=args.interval)
+        return fit.optimal(
+            compute, interval=args.interval, inference_tokens=args.inference_tokens, target_loss=args.target_loss
         )
+
+    table = _answer(result, args, ask)
     table = table.drop(columns=[c for c in table.columns if c.endswith("_mean")])
     sys.stdout.write(render(table, args.format))
     return 0
@@ -405,7 +501,7 @@ def _cmd_fit_many(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from bayescale.data import _read_table, load_runs
+    from bayescale.data import load_runs, read_table
     from bayescale.many import Job, fit_many, read_jobs
 
     out_dir = Path(args.out_dir)
@@ -419,7 +515,7 @@ def _cmd_fit_many(args: argparse.Namespace) -> int:
         paths += matches
     first = Path(paths[0])
     columns = {"n_col": args.n_col, "d_col": args.d_col, "c_col": args.c_col, "loss_col": args.loss_col, "k": args.k}
-    if len(paths) == 1 and first.exists() and "runs" in [str(c).strip() for c in _read_table(first).columns]:
+    if len(paths) == 1 and first.exists() and "runs" in [str(c).strip() for c in read_table(first).columns]:
         specs = read_jobs(first)
     else:
         specs = [Job(runs=p, name=None) for p in paths]
@@ -484,6 +580,7 @@ COMMANDS = {
     "fit": _cmd_fit,
     "summary": _cmd_summary,
     "predict": _cmd_predict,
+    "contrast": _cmd_contrast,
     "optimal": _cmd_optimal,
     "backtest": _cmd_backtest,
     "compare": _cmd_compare,

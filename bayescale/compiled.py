@@ -14,7 +14,7 @@ of the runs may change) without recompiling.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bayescale.data import Runs
@@ -35,16 +35,34 @@ def law_model(law: Law, runs: Runs, priors: Mapping[str, Prior]) -> Any:
     nutpie.CompiledPyMCModel
         Ready to sample the posterior of ``law`` on ``runs`` under ``priors``.
     """
+    return cached(
+        structure(law, priors), lambda: build_model(law, runs, priors), lambda: model_data(law, runs, priors), law.name
+    )
+
+
+def cached(key: tuple, build: Callable[[], Any], data: Callable[[], dict[str, Any]], what: str) -> Any:
+    """nutpie's compiled model for ``key``: ``build()`` compiled on first use, later ``data()`` swapped in.
+
+    Parameters
+    ----------
+    key : tuple
+        The model's structure: everything but the values of its ``pm.Data``.
+    build : callable
+        Returns the ``pm.Model`` (called only when ``key`` is new to this process).
+    data : callable
+        Returns the value of every ``pm.Data`` by name (called when ``key`` is known).
+    what : str
+        Name of the model, for the debug log.
+    """
     import nutpie
 
-    key = structure(law, priors)
     compiled = _CACHE.get(key)
     if compiled is None:
-        log.debug("compiling the %s model (once per process)", law.name)
-        compiled = nutpie.compile_pymc_model(build_model(law, runs, priors))
+        log.debug("compiling the %s model (once per process)", what)
+        compiled = nutpie.compile_pymc_model(build())
         _CACHE[key] = compiled
         return compiled
-    return compiled.with_data(**model_data(law, runs, priors))
+    return compiled.with_data(**data())
 
 
 def clear() -> None:

@@ -119,7 +119,9 @@ class Runs:
         return self.values("loss")
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV (every cell as text) or Parquet table, with a one-line RunsError for a missing,
+    empty or unreadable file."""
     if not path.exists():
         raise RunsError(f"runs file '{path}' not found; check the path")
     if path.is_dir():
@@ -204,7 +206,7 @@ def load_runs(
         df, where, row_offset = source.copy(), "the DataFrame", 0
     else:
         path = Path(source)
-        df, where, row_offset = _read_table(path), f"'{path}'", 1
+        df, where, row_offset = read_table(path), f"'{path}'", 1
     df.columns = [str(c).strip() for c in df.columns]
     if len(df) == 0:
         raise RunsError(f"{where} has no runs (header only); it needs one row per run")

@@ -37,3 +37,7 @@ class DiagnosticsError(BayescaleError, RuntimeError):
     """The sampler's diagnostics failed and ``strict`` was requested."""
 
     exit_code = 3
+
+
+class GroupError(BayescaleError):
+    """A group that a pooled fit does not have, or a group asked of a fit that has none."""

@@ -149,10 +149,10 @@ def read_jobs(path: str | Path) -> list[Job]:
 
     Relative run paths are taken relative to the CSV's folder.
     """
-    from bayescale.data import _read_table
+    from bayescale.data import read_table
 
     path = Path(path)
-    table = _read_table(path)
+    table = read_table(path)
     table.columns = [str(c).strip() for c in table.columns]
     if "runs" not in table.columns:
         raise BayescaleError(f"'{path}' needs a 'runs' column of run files; columns found: {', '.join(table.columns)}")

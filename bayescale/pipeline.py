@@ -26,10 +26,11 @@ from threadpoolctl import threadpool_limits
 
 from bayescale import calibration, sampling
 from bayescale.data import Runs
-from bayescale.diagnostics import DiagnosticsWarning
+from bayescale.diagnostics import Diagnostics, DiagnosticsWarning
 from bayescale.errors import BayescaleError, DiagnosticsError
 from bayescale.laws import Law
 from bayescale.model import NOISE_PARAMS
+from bayescale.pooled import PooledFit
 from bayescale.priors import PriorLike
 from bayescale.result import ScalingFit
 from bayescale.splits import holdout_top_compute
@@ -67,7 +68,8 @@ def fit(
     discrepancy: bool = True,
     calibrate: bool = True,
     retry: bool = True,
-) -> ScalingFit:
+    group: str | None = None,
+) -> ScalingFit | PooledFit:
     """Fit a scaling law to training runs by NUTS.
 
     Parameters
@@ -115,20 +117,41 @@ def fit(
         tuning and 2-8 times the draws thinned to the same number (more where the effective
         sample size fell further short), before warning.
 
+    group : str, optional
+        A column of ``runs`` (a table or file) whose values name groups -- data mixes, eval
+        sets, configurations: one hierarchical fit of all groups
+        (:func:`bayescale.pooled_pipeline.fit_pooled`, :mod:`bayescale.pooling`).
+
     Returns
     -------
-    ScalingFit
+    ScalingFit, or PooledFit with ``group``
     """
+    if group is not None:
+        if isinstance(runs, Runs):
+            raise BayescaleError("group= needs the run table (DataFrame or file) with the group column, not Runs")
+        from bayescale.pooled_pipeline import fit_pooled
+
+        result = fit_pooled(
+            runs, group, law, priors, prior_set=prior_set, draws=draws, tune=tune, chains=chains, seed=seed,
+            sampler=sampler, target_accept=target_accept, progress=progress, discrepancy=discrepancy,
+            calibrate=calibrate, retry=retry,
+        )  # fmt: skip
+        check_diagnostics(result.diagnostics, strict)
+        return result
     result = _fit_stages(
         runs, law, priors, prior_set, draws, tune, chains, seed, sampler, target_accept, progress, discrepancy,
         calibrate, retry,
     )  # fmt: skip
-    diag = result.diagnostics
+    check_diagnostics(result.diagnostics, strict)
+    return result
+
+
+def check_diagnostics(diag: Diagnostics, strict: bool) -> None:
+    """Raise (``strict``) or warn when a fit's diagnostics failed."""
     if not diag.ok:
         if strict:
             raise DiagnosticsError(f"diagnostics failed (--strict): {diag.message()}")
-        warnings.warn(f"diagnostics failed: {diag.message()}", DiagnosticsWarning, stacklevel=2)
-    return result
+        warnings.warn(f"diagnostics failed: {diag.message()}", DiagnosticsWarning, stacklevel=3)
 
 
 def _fit_stages(

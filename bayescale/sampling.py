@@ -119,14 +119,16 @@ def assemble(
     runs: Runs,
     priors: Mapping[str, Any],
     settings: Mapping[str, Any],
+    reference: Mapping[str, float] | None = None,
 ) -> ScalingFit:
     """Turn the sampler's DataTree into a :class:`ScalingFit`.
 
     Adds the physical parameters to the posterior, the runs and diagnostics groups and the
     root attributes; drops sample statistics of object type, which netCDF cannot store.
+    ``reference``: the log reference scales of the draws (default: the runs' own).
     """
     post = idata["posterior"].to_dataset()
-    ref = law.reference(runs)
+    ref = law.reference(runs) if reference is None else dict(reference)
     sampled = {n: post[n].to_numpy() if n in post else priors[n].kwargs["value"] for n in law.params}
     with np.errstate(over="ignore"):  # a tiny exponent sends X_c to inf: a legitimate draw
         natural = law.natural(sampled, ref)
@@ -196,8 +198,13 @@ def law_stage(law: Law, runs: Runs, priors: Mapping[str, Any], sampler: str) -> 
     return build_model(law, runs, priors) if model is None else model
 
 
-def log_likelihood(law: Law, runs: Runs, posterior: xr.Dataset, priors: Mapping[str, Any]) -> xr.Dataset:
+def log_likelihood(
+    law: Law, runs: Runs, posterior: xr.Dataset, priors: Mapping[str, Any], reference: Mapping[str, float] | None = None
+) -> xr.Dataset:
     """Pointwise log-likelihood of each run under each draw (``log_loss``: chain, draw, run), for PSIS-LOO.
+
+    ``reference``: the log reference scales the draws are centred on (default: the runs' own,
+    ``law.reference(runs)``; a pooled fit's groups share the pooled runs').
 
     The Student-t density of the model (:func:`bayescale.model.build_model`) evaluated with
     numpy on the draws: no compiled function. Runs are taken in chunks on the prediction
@@ -217,7 +224,7 @@ def log_likelihood(law: Law, runs: Runs, posterior: xr.Dataset, priors: Mapping[
 
     sampled = {name: flat(name) for name in (*law.params, *NOISE_PARAMS)}
     nu, sigma = sampled["nu"][:, None], sampled["sigma"][:, None]
-    ref = law.reference(runs)
+    ref = law.reference(runs) if reference is None else reference
     inputs = {x: runs.values(x) for x in law.inputs}
     log_loss = np.log(runs.loss)
 

@@ -15,6 +15,9 @@ from bayescale.errors import FitFileError
 #: Root attribute that marks a file as a bayescale fit.
 MARKER = "bayescale_version"
 
+#: Root attribute of a pooled fit (:mod:`bayescale.pooled`); its value names the group column.
+POOLED = "pooled_by"
+
 #: Root attribute (in memory only) of a tree read with only some of its groups.
 PARTIAL = "bayescale_partial_read"
 
@@ -60,7 +63,7 @@ def read_tree(path: str | Path, groups: Iterable[str] | None = None) -> xr.DataT
         Read only these groups (those the file has) and the root attributes: an answer that
         needs four of a fit's eight groups (``predict``) reads it in half the time. The tree
         then lacks the other groups: do not save it (:meth:`bayescale.result.ScalingFit.save`
-        refuses to).
+        refuses to). A pooled fit is always read whole.
 
     Raises
     ------
@@ -72,9 +75,11 @@ def read_tree(path: str | Path, groups: Iterable[str] | None = None) -> xr.DataT
         raise FitFileError(f"fit file '{path}' not found; create it with: bayescale fit RUNS --out {path}")
     try:
         loaded = _read_all(path) if groups is None else _read_groups(path, ("posterior", *groups))
+        if POOLED in loaded.attrs and PARTIAL in loaded.attrs:  # a pooled fit's groups are nested: read it whole
+            loaded = _read_all(path)
     except Exception as ex:  # h5py/netCDF raise many types for a damaged file
         raise FitFileError(f"'{path}' is not a readable fit file ({type(ex).__name__}); re-run bayescale fit") from None
-    if MARKER not in loaded.attrs or "posterior" not in loaded.children:
+    if MARKER not in loaded.attrs or ("posterior" not in loaded.children and POOLED not in loaded.attrs):
         raise FitFileError(f"'{path}' is a netCDF file but not a bayescale fit; re-run bayescale fit")
     return loaded
 

@@ -65,6 +65,7 @@ def mock_sampler(monkeypatch):
     monkeypatch.setattr(pm, "sample", fake_sample)
     # no compiled nutpie model: every stage goes through (the fake) pm.sample
     monkeypatch.setattr(compiled, "law_model", lambda *args, **kwargs: None)
+    monkeypatch.setattr(compiled, "cached", lambda *args, **kwargs: None)
     return fake_sample
 
 

@@ -72,6 +72,9 @@ class Law(ABC):
     inputs: tuple[str, ...]
     params: tuple[str, ...]
     natural_params: tuple[str, ...]
+    #: The sampled parameters that are power-law exponents (what transfers between ladders;
+    #: a pooled fit draws them from a population, :mod:`bayescale.pooling`).
+    exponents: tuple[str, ...] = ()
     formula: str
 
     def reference(self, runs: Runs) -> dict[str, float]:

@@ -48,6 +48,7 @@ class Chinchilla(Law):
     name = "chinchilla"
     inputs = ("N", "D")
     params = ("E", "alpha", "beta", "log_A_ref", "log_B_ref")
+    exponents = ("alpha", "beta")
     natural_params = ("E", "A", "B", "alpha", "beta")
     formula = "L(N, D) = E + A / N^alpha + B / D^beta"
 

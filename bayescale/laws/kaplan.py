@@ -38,6 +38,7 @@ class Kaplan(Law):
     name = "kaplan"
     inputs = ("N", "D")
     params = ("alpha_N", "alpha_D", "log_L_ref", "share_N")
+    exponents = ("alpha_N", "alpha_D")
     natural_params = ("N_c", "D_c", "alpha_N", "alpha_D")
     formula = "L(N, D) = [(N_c / N)^(alpha_N / alpha_D) + D_c / D]^alpha_D"
 

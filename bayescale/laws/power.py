@@ -48,6 +48,7 @@ class Power(Law):
     """
 
     params = ("E", "gamma", "log_T_ref")
+    exponents = ("gamma",)
 
     def __init__(self, x: str = "C") -> None:
         if x not in ("N", "D", "C"):
