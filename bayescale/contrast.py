@@ -145,3 +145,36 @@ def contrast(
     share = float(np.mean(np.isfinite(cross)))
     rows.append(_row("crossover_compute", cross, interval, (np.nan, np.nan, np.nan), prob=share))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def rank(pooled: Any, N: float | None = None, D: float | None = None, C: float | None = None) -> pd.DataFrame:
+    """Rank every group by its expected loss at one point, from joint draws.
+
+    Parameters
+    ----------
+    pooled : bayescale.pooled.PooledFit
+    N, D, C : float
+        The point (any two of them), e.g. the model to be trained.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group, best first: ``group``, ``loss_median``, ``p_best`` (share of draws in
+        which the group has the lowest expected loss) and ``mean_rank`` (1 = best).
+    """
+    fits = {name: pooled.group(name) for name in pooled.names}
+    first = next(iter(fits.values()))
+    points = complete_inputs(first.law, first.k, N=N, D=D, C=C)
+    if len(points["N"]) != 1:
+        raise PredictionError("rank takes one point (a single N, D or C each)")
+    draws = np.column_stack([expected_loss_draws(f, points)[:, 0] for f in fits.values()])  # (S, groups)
+    ranks = draws.argsort(axis=1).argsort(axis=1) + 1
+    table = pd.DataFrame(
+        {
+            "group": list(fits),
+            "loss_median": np.median(draws, axis=0),
+            "p_best": np.mean(ranks == 1, axis=0),
+            "mean_rank": ranks.mean(axis=0),
+        }
+    )
+    return table.sort_values("mean_rank", ignore_index=True)

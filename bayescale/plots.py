@@ -12,7 +12,8 @@ headless (Agg) and in scripts; save one with ``fig.savefig("loss.png", dpi=150)`
 - :func:`plot_pairs` -- pair plot of the law's physical parameters;
 - :func:`plot_comparison` -- elpd (LOO and leave-future-out) with standard errors, and weights;
 - :func:`plot_backtest` -- predicted vs actual held-out loss with intervals, and the PIT histogram;
-- :func:`plot_residuals` -- residuals against fitted loss and against compute.
+- :func:`plot_residuals` -- residuals against fitted loss and against compute;
+- :func:`plot_groups` -- a pooled fit's groups with bands, and the difference of two from joint draws.
 """
 
 from __future__ import annotations
@@ -531,4 +532,52 @@ def plot_literature(table: pd.DataFrame | None = None, population: dict | None =
         ax.set_yticks([])
     axes.flat[0].legend(fontsize=7, loc="lower left")
     fig.suptitle("Literature prior: published ladders (estimate +- se) and the population's predictive band")
+    return fig
+
+
+def plot_groups(
+    pooled: object,
+    a: str | None = None,
+    b: str | None = None,
+    tokens_per_param: float = CHINCHILLA_TOKENS_PER_PARAM,
+    reach: float = 100.0,
+    interval: float = 0.9,
+) -> Figure:
+    """A pooled fit: each group's expected loss vs compute with its band, and the difference panel.
+
+    Top: every group's runs and the expected loss (law, discrepancy, band scale) along
+    ``D = tokens_per_param x N``, from the smallest run's compute to ``reach`` times the largest.
+    Bottom: the expected loss of group ``a`` minus group ``b`` (default: the first two groups) with
+    its band from joint draws (:mod:`bayescale.contrast`), zero marked.
+    """
+    from bayescale.contrast import expected_loss_draws
+
+    names = list(pooled.names)
+    a, b = a or names[0], b or names[1]
+    fits = {n: pooled.group(n) for n in names}
+    lo_C = min(float(f.runs.values("C").min()) for f in fits.values())
+    hi_C = reach * max(float(f.runs.values("C").max()) for f in fits.values())
+    C = np.geomspace(lo_C, hi_C, 60)
+    first = fits[names[0]]
+    points = _path(first, C, tokens_per_param)
+    points = {**points, "C": C} if "N" in points else points
+    q = [(1 - interval) / 2, 0.5, (1 + interval) / 2]
+    fig, axes = _figure(2, 1, size=(6.8, 3.6))
+    top, bottom = axes[0, 0], axes[1, 0]
+    draws = {}
+    for color, (name, fit) in zip(_colors(len(fits)), fits.items(), strict=True):
+        draws[name] = expected_loss_draws(fit, points)
+        lo, med, hi = np.quantile(draws[name], q, axis=0)
+        top.fill_between(C, lo, hi, color=color, alpha=_band_alpha(interval), linewidth=0)
+        top.plot(C, med, color=color, label=f"{name} ({len(fit.runs)} runs)")
+        top.scatter(fit.runs.values("C"), fit.runs.loss, s=10, color=color, edgecolor="none")
+    top.set(xscale="log", yscale="log", ylabel="loss", title=f"groups at {tokens_per_param:g} tokens per parameter")
+    top.legend(fontsize=7)
+    diff = draws[a] - draws[b]
+    lo, med, hi = np.quantile(diff, q, axis=0)
+    bottom.fill_between(C, lo, hi, color=_BAND, alpha=_band_alpha(interval), linewidth=0, label=f"{interval:.0%} band")
+    bottom.plot(C, med, color=_BAND, label="median")
+    bottom.axhline(0.0, color="0.3", linewidth=0.8)
+    bottom.set(xscale="log", xlabel="compute C (FLOPs)", ylabel=f"loss {a} - {b}")
+    bottom.legend(fontsize=7)
     return fig

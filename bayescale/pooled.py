@@ -106,6 +106,12 @@ class PooledFit:
 
         return contrast(self, a, b, **kwargs)
 
+    def rank(self, N: object = None, D: object = None, C: object = None) -> pd.DataFrame:
+        """Every group ranked by expected loss at one point: see :func:`bayescale.contrast.rank`."""
+        from bayescale.contrast import rank
+
+        return rank(self, N=N, D=D, C=C)
+
     # --- population and diagnostics ------------------------------------------------------
     @property
     def population(self) -> xr.Dataset:

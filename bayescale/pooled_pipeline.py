@@ -119,7 +119,8 @@ def fit_pooled(
         draws,
         seed,
     )
-    fits, population = _law_stage(law, groups, resolved, settings)
+    centred = pooling.centred_for(groups)
+    fits, population = _law_stage(law, groups, resolved, settings, centred)
     if calibrate:
         log.info("calibrating the band width: re-fit without each group's top 20% of runs by compute (alongside)")
     with (
@@ -128,7 +129,7 @@ def fit_pooled(
     ):
         refit = None
         if calibrate:
-            refit = pool.submit(_calibration_refit, law, groups, priors, settings, discrepancy)
+            refit = pool.submit(_calibration_refit, law, groups, priors, settings, discrepancy, centred)
         if discrepancy:
             for name, fit in fits.items():
                 log.info("group %s:", name)
@@ -150,7 +151,11 @@ def _group_settings(settings: Mapping[str, Any], i: int) -> dict[str, Any]:
 
 
 def _law_stage(
-    law: Law, groups: Mapping[str, Runs], resolved: Mapping[str, Mapping[str, Any]], settings: Mapping[str, Any]
+    law: Law,
+    groups: Mapping[str, Runs],
+    resolved: Mapping[str, Mapping[str, Any]],
+    settings: Mapping[str, Any],
+    centred: bool,
 ) -> tuple[dict[str, ScalingFit], xr.DataTree]:
     """NUTS on the hierarchical model; each group's draws as a single fit (law stage only)."""
     allruns = pooling.pooled_runs(groups)
@@ -158,13 +163,13 @@ def _law_stage(
     model = None
     if settings["sampler"] == "nutpie":
         model = compiled.cached(
-            pooling.structure(law, resolved),
-            lambda: pooling.build_model(law, groups, resolved),
+            pooling.structure(law, resolved, centred),
+            lambda: pooling.build_model(law, groups, resolved, centred),
             lambda: pooling.model_data(law, groups, resolved),
             f"pooled {law.name}",
         )
     if model is None:  # PyMC's sampler
-        model = pooling.build_model(law, groups, resolved)
+        model = pooling.build_model(law, groups, resolved, centred)
     population = pooling.population_names(law, resolved)
     idata = sampling._sample_checked(model, settings, population + list(NOISE_PARAMS), "the pooled law", True)
     post = idata["posterior"].to_dataset()
@@ -194,6 +199,7 @@ def _calibration_refit(
     priors: Mapping[str, PriorLike] | None,
     settings: Mapping[str, Any],
     discrepancy: bool,
+    centred: bool,
 ) -> dict[str, Any]:
     """Held-out standardized errors of all groups from a pooled re-fit without each group's top 20% by compute."""
     train, test = {}, {}
@@ -212,7 +218,7 @@ def _calibration_refit(
     }
     # data-scaled priors from the training runs only (the families, hence the compiled model, stay)
     train_resolved = {n: resolve_priors(law, r, priors, settings["prior_set"]) for n, r in train.items()}
-    fits, _ = _law_stage(law, train, train_resolved, refit_settings)
+    fits, _ = _law_stage(law, train, train_resolved, refit_settings, centred)  # the fit's parametrisation: no recompile
     zs, Cs, reach = [], [], {}
     for i, (name, fit) in enumerate(fits.items()):
         reach[name] = calibration.split_reach(train[name], test[name]) if len(test[name]) else {}

@@ -170,3 +170,42 @@ def test_cli_group_value_on_a_single_fit_is_an_error(real_fit_path, capsys):
 def test_cli_contrast_of_a_single_fit_is_an_error(real_fit_path, capsys):
     assert main(["contrast", str(real_fit_path), "--a", "x", "--b", "y", "--N", "7e10", "--D", "1.4e12"]) == 2
     assert "not a pooled fit" in capsys.readouterr().err
+
+
+def test_cli_pooled_fit_then_per_group_answers_and_contrast(mock_sampler, tmp_path, capsys):
+    import io
+
+    path = tmp_path / "runs.csv"
+    _groups({}, {"alpha": 0.3}).to_csv(path, index=False)
+    out = tmp_path / "pooled.nc"
+    args = ["fit", str(path), "--group", "mix", "--out", str(out), "--draws", "200", "--tune", "50", "--no-calibrate"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)  # mocked draws
+        assert main(args) == 0
+    capsys.readouterr()
+    assert main(["predict", str(out), "--N", "7e10", "--D", "1.4e12", "--format", "csv"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert table["group"].tolist() == ["mix0", "mix1"]
+    assert main(["summary", str(out), "--group-value", "mix1", "--format", "csv"]) == 0
+    assert set(pd.read_csv(io.StringIO(capsys.readouterr().out))["group"]) == {"mix1"}
+    assert (
+        main(["contrast", str(out), "--a", "mix1", "--b", "mix0", "--N", "70B", "--D", "1.4T", "--format", "json"]) == 0
+    )
+    rows = pd.read_json(io.StringIO(capsys.readouterr().out))
+    assert rows["quantity"].iloc[0] == "loss_difference"
+    assert main(["contrast", str(out), "--a", "mix1", "--b", "mixX", "--N", "70B", "--D", "1.4T"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no group 'mixX'" in err[0]
+    assert main(["predict", str(out), "--N", "7e10", "--D", "1.4e12", "--group-value", "nope"]) == 2
+
+
+def test_rank_and_group_figure(mock_sampler):
+    from bayescale import plots
+
+    table = _groups({}, {}, {})
+    result = _quiet_fit(table, law="chinchilla", group="mix", draws=200, tune=50, seed=6, calibrate=False)
+    ranking = result.rank(N=7e9, D=1.4e11)
+    assert sorted(ranking["group"]) == ["mix0", "mix1", "mix2"]
+    assert ranking["p_best"].sum() == pytest.approx(1.0) and ranking["mean_rank"].is_monotonic_increasing
+    fig = plots.plot_groups(result, "mix1", "mix0")
+    assert len(fig.axes) == 2 and "mix1 - mix0" in fig.axes[1].get_ylabel()
