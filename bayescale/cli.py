@@ -483,14 +483,17 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from bayescale.pooled import PooledFit, load
     from bayescale.report import write_report
-    from bayescale.result import load
 
     out = Path(args.out)
     fmt = args.format or ("md" if out.suffix.lower() in (".md", ".markdown") else "html")
     fit = load(args.fit)
     others = [load(path) for path in args.compare]
-    log.info("writing the %s report of %s (%s, %d runs)", fmt, args.fit, fit.law.name, len(fit.runs))
+    if isinstance(fit, PooledFit):
+        log.info("writing the %s report of %s (pooled fit of %d groups)", fmt, args.fit, len(fit.names))
+    else:
+        log.info("writing the %s report of %s (%s, %d runs)", fmt, args.fit, fit.law.name, len(fit.runs))
     path = write_report(fit, out, compare=others, targets=args.target, fmt=fmt, title=args.title)
     log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
     return 0

@@ -16,7 +16,7 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -245,6 +245,69 @@ def _sections(fit: ScalingFit, targets: list[tuple[float, float]], comparison: o
     return sections
 
 
+def _pooled_sections(pooled: Any, target: tuple[float, float]) -> list[tuple[str, list]]:
+    """A pooled fit's report: its groups, the ranking and the first two groups' contrast at the target,
+    each group's exponents, the population, and the checks."""
+    N, D = target
+    groups = pd.DataFrame(
+        [
+            {"group": name, "runs": len(f.runs), "min C": f.runs.values("C").min(), "max C": f.runs.values("C").max(),
+             "band scale": f.band_scale}
+            for name, f in ((n, pooled.group(n)) for n in pooled.names)
+        ]
+    )  # fmt: skip
+    a, b = pooled.names[0], pooled.names[1]
+    exps = pooled.group(a).law.exponents
+    summary = pooled.summary()
+    summary = summary[summary["parameter"].isin(exps)][["group", "parameter", "median", "lower", "upper", "r_hat"]]
+    population = pooled.population
+    pop = pd.DataFrame(
+        [{"parameter": v, "median": float(population[v].median()), "lower": float(population[v].quantile(0.05)),
+          "upper": float(population[v].quantile(0.95))} for v in population.data_vars]
+    )  # fmt: skip
+    diag = pooled.diagnostics
+    return [
+        (
+            "Groups",
+            [
+                f"One hierarchical fit of {len(pooled.names)} groups by <code>{html.escape(pooled.column)}</code>: "
+                "each group's exponents drawn from a population whose location and spread are learned; E and the "
+                "amplitudes each group's own; a shared Student-t noise; one band scale for all groups.",
+                groups,
+            ],
+        ),
+        (
+            f"Ranking at N = {N:.3g}, D = {D:.3g}",
+            [
+                "Expected loss per group and the probability that each is lowest, from joint draws.",
+                pooled.rank(N=N, D=D),
+            ],
+        ),
+        (
+            f"Contrast: {a} against {b}",
+            [
+                "Differences are a minus b, formed draw by draw (never two bands compared).",
+                pooled.contrast(a, b, N=N, D=D),
+            ],
+        ),
+        ("Exponents per group (90% intervals)", [summary]),
+        ("Population (prior-quantile units: mu the location, tau the spread between groups)", [pop]),
+        ("Checks", [("verdicts", [(diag.ok, "convergence: " + diag.message())])]),
+    ]
+
+
+def _pooled_figures(pooled: Any, target: tuple[float, float]) -> list[tuple[str, Figure]]:
+    from bayescale import plots
+
+    a, b = pooled.names[0], pooled.names[1]
+    return [
+        (
+            f"Each group's expected loss at 20 tokens per parameter with 90% bands; {a} minus {b} from joint draws.",
+            plots.plot_groups(pooled, a, b),
+        )
+    ]
+
+
 def _html(title: str, sections: list, figures: list[tuple[str, bytes]]) -> str:
     parts = [
         "<!DOCTYPE html>",
@@ -340,6 +403,14 @@ def write_report(
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ReportError(f"cannot write '{path}': folder '{folder}' does not exist")
+    if hasattr(fit, "names"):  # a PooledFit (bayescale.pooled): its own sections
+        if compare:
+            raise ReportError("--compare takes single fits; a pooled fit's groups are compared in its report")
+        title = title or f"Pooled scaling-law fit: {len(fit.names)} groups by {fit.column}"
+        target = _targets(fit.group(fit.names[0]), targets)[0]
+        sections = _pooled_sections(fit, target)
+        figures = [(caption, _png(fig)) for caption, fig in _pooled_figures(fit, target)]
+        return _write(path, fmt, title, sections, figures)
     comparison = None
     if compare:
         from bayescale.comparison import compare as compare_fits
@@ -354,6 +425,11 @@ def write_report(
     title = title or f"Scaling-law fit: {fit.law.name} on {len(fit.runs)} runs"
     sections = _sections(fit, targets, comparison)
     figures = [(caption, _png(fig)) for caption, fig in _figures(fit, targets, comparison)]
+    return _write(path, fmt, title, sections, figures)
+
+
+def _write(path: Path, fmt: str, title: str, sections: list, figures: list[tuple[str, bytes]]) -> Path:
+    """Write the report: one HTML file, or Markdown with a folder of PNGs beside it."""
     if fmt == "html":
         _write_atomic(path, _html(title, sections, figures).encode("utf-8"))
         return path

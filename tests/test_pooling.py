@@ -209,3 +209,13 @@ def test_rank_and_group_figure(mock_sampler):
     assert ranking["p_best"].sum() == pytest.approx(1.0) and ranking["mean_rank"].is_monotonic_increasing
     fig = plots.plot_groups(result, "mix1", "mix0")
     assert len(fig.axes) == 2 and "mix1 - mix0" in fig.axes[1].get_ylabel()
+
+
+def test_report_of_a_pooled_fit(mock_sampler, tmp_path):
+    table = _groups({}, {})
+    result = _quiet_fit(table, law="chinchilla", group="mix", draws=200, tune=50, seed=8, calibrate=False)
+    path = bs.write_report(result, tmp_path / "pooled.html")
+    text = path.read_text()
+    assert "Ranking at N" in text and "Contrast: mix0 against mix1" in text and "data:image/png;base64" in text
+    md = bs.write_report(result, tmp_path / "pooled.md", fmt="md")
+    assert "## Exponents per group" in md.read_text()
