@@ -1,14 +1,17 @@
 """The pooled fit's stages: the hierarchical law of all groups, then each group's discrepancy, then
-one band calibration for all groups.
+each group's band calibration from one pooled re-fit.
 
 1. NUTS on the hierarchical model (:mod:`bayescale.pooling`; compiled once per process per
    structure and number of groups, :mod:`bayescale.compiled`).
 2. Each group's draws become a single fit's law posterior (:func:`bayescale.sampling.assemble`
    on the common reference scales); its model discrepancy is fitted on its own residuals, as a
    single fit's (:func:`bayescale.sampling.fit_discrepancy`).
-3. The band scale: the same stages re-fitted with each group's top 20% of runs by compute held
-   out; the held-out runs' standardized errors of all groups are pooled into one band scale
-   (:mod:`bayescale.calibration`), used by every group. The re-fit runs alongside step 2.
+3. The band scales: the same stages re-fitted with each group's top 20% of runs by compute held
+   out (one pooled re-fit); each group's band scale from its own held-out runs' standardized
+   errors (:mod:`bayescale.calibration`), as a single fit's -- one scale shared by all groups
+   over-covered on Porian et al.'s configurations (99.5% of 189 held-out runs inside 90% bands;
+   interval score 6.20% against 5.83% for separate fits), where groups extrapolate unequally
+   well. A group that held out no run takes all groups' errors. The re-fit runs alongside step 2.
 """
 
 from __future__ import annotations
@@ -136,12 +139,19 @@ def fit_pooled(
                 sampling.fit_discrepancy(fit, groups[name], law, _group_settings(settings, list(fits).index(name)))
         if refit is not None:
             lfo = refit.result()
-            scale = calibration.band_scale(lfo["z"])
             for name, fit in fits.items():
-                fit.tree["calibration"] = xr.Dataset({k: ("heldout", lfo[k]) for k in ("z", "C")})
-                fit.tree.attrs["band_scale"] = scale
+                # the group's own held-out runs; a group that held none out takes all groups'
+                own = lfo["z"][name].size > 0
+                z = lfo["z"][name] if own else np.concatenate(list(lfo["z"].values()))
+                C = lfo["C"][name] if own else np.concatenate(list(lfo["C"].values()))
+                fit.tree["calibration"] = xr.Dataset({"z": ("heldout", z), "C": ("heldout", C)})
+                fit.tree.attrs["band_scale"] = calibration.band_scale(z)
                 fit.tree.attrs["calibration_reach"] = json.dumps(lfo["reach"][name])
-            log.info("band scale %.2f (all groups) from %d held-out runs", scale, lfo["z"].size)
+            log.info(
+                "band scales %s from %d held-out runs",
+                ", ".join(f"{n} {f.band_scale:.2f}" for n, f in fits.items()),
+                sum(z.size for z in lfo["z"].values()),
+            )
     return _assemble(fits, population, group, settings, law)
 
 
@@ -171,7 +181,9 @@ def _law_stage(
     if model is None:  # PyMC's sampler
         model = pooling.build_model(law, groups, resolved, centred)
     population = pooling.population_names(law, resolved)
-    idata = sampling._sample_checked(model, settings, population + list(NOISE_PARAMS), "the pooled law", True)
+    first = next(iter(resolved.values()))
+    checked = population + [p for p in (*law.params, *NOISE_PARAMS) if not first[p].is_fixed]  # group's: worst
+    idata = sampling._sample_checked(model, settings, checked, "the pooled law", True)
     post = idata["posterior"].to_dataset()
     if "group" in post.coords:  # nutpie names the group coordinate by position when the data were swapped
         post = post.assign_coords(group=list(groups))
@@ -201,7 +213,7 @@ def _calibration_refit(
     discrepancy: bool,
     centred: bool,
 ) -> dict[str, Any]:
-    """Held-out standardized errors of all groups from a pooled re-fit without each group's top 20% by compute."""
+    """Each group's held-out standardized errors from a pooled re-fit without each group's top 20% by compute."""
     train, test = {}, {}
     for name, runs in groups.items():
         held = holdout_top_compute(runs, calibration.HOLDOUT)
@@ -219,26 +231,24 @@ def _calibration_refit(
     # data-scaled priors from the training runs only (the families, hence the compiled model, stay)
     train_resolved = {n: resolve_priors(law, r, priors, settings["prior_set"]) for n, r in train.items()}
     fits, _ = _law_stage(law, train, train_resolved, refit_settings, centred)  # the fit's parametrisation: no recompile
-    zs, Cs, reach = [], [], {}
+    zs, Cs, reach = {}, {}, {}
     for i, (name, fit) in enumerate(fits.items()):
-        reach[name] = calibration.split_reach(train[name], test[name]) if len(test[name]) else {}
-        if not len(test[name]):
+        t = test[name]
+        reach[name] = calibration.split_reach(train[name], t) if len(t) else {}
+        zs[name], Cs[name] = np.empty(0), np.empty(0)
+        if not len(t):
             continue
         if discrepancy:
             sampling.fit_discrepancy(fit, train[name], law, _group_settings(refit_settings, i))
-        t = test[name]
         pred = fit.predict(**{x: t.values(x) for x in t.inputs}, interval=0.9, independent=True)
-        zs.append(
-            calibration.standardized_errors(
-                np.log(t.loss),
-                np.log(pred["median"].to_numpy()),
-                np.log(pred["lower"].to_numpy()),
-                np.log(pred["upper"].to_numpy()),
-            )
+        zs[name] = calibration.standardized_errors(
+            np.log(t.loss),
+            np.log(pred["median"].to_numpy()),
+            np.log(pred["lower"].to_numpy()),
+            np.log(pred["upper"].to_numpy()),
         )
-        Cs.append(t.values("C") if t.has("C") else np.full(len(t), np.nan))
-    z = np.concatenate(zs) if zs else np.empty(0)
-    return {"z": z, "C": np.concatenate(Cs) if Cs else np.empty(0), "reach": reach}
+        Cs[name] = t.values("C") if t.has("C") else np.full(len(t), np.nan)
+    return {"z": zs, "C": Cs, "reach": reach}
 
 
 def _assemble(

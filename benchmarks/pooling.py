@@ -14,7 +14,7 @@ Data sets (../shared/data):
 - ``porian``: Porian et al. 2024, 15 configurations (``family``); held out: each configuration's
   two largest compute budgets, as in ../shared/tasks/porian_rw_tuned_top_compute.
 
-Usage: ``python benchmarks/pooling.py [--data gadre porian] [--seed 1] [--out table.md]``
+Usage: ``python benchmarks/pooling.py [--data gadre porian] [--methods pooled separate] [--seed 1] [--out table.md]``
 """
 
 from __future__ import annotations
@@ -71,21 +71,36 @@ def fit_quietly(*args, **kwargs):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DiagnosticsWarning)
         result = bs.fit(*args, **kwargs)
-    return result, any(issubclass(w.category, DiagnosticsWarning) for w in caught)
+    warned = [str(w.message) for w in caught if issubclass(w.category, DiagnosticsWarning)]
+    for message in warned:
+        print(f"  warned: {message}", file=sys.stderr)
+    return result, bool(warned)
 
 
-def run(name: str, seed: int) -> list[dict]:
+def run(name: str, seed: int, methods: tuple[str, ...] = ("pooled", "separate")) -> list[dict]:
     table, held = DATASETS[name]()
     train, test = table[~held].reset_index(drop=True), table[held].reset_index(drop=True)
     rows = []
+    if "pooled" in methods:
+        rows.append(_pooled(name, train, test, seed))
+    if "separate" in methods:
+        rows.append(_separate(name, train, test, seed))
+    return rows
+
+
+def _pooled(name: str, train: pd.DataFrame, test: pd.DataFrame, seed: int) -> dict:
     start = time.perf_counter()
     pooled, warned = fit_quietly(train, law="chinchilla", group="family", seed=seed)
     scores = []
     for group, truth in test.groupby("family", sort=False):
         pred = pooled.predict(N=truth["N"].to_numpy(), D=truth["D"].to_numpy(), group=group)
         scores.append(score(pred, truth))
-    rows.append(_summary(name, "pooled", pd.concat(scores), int(warned), time.perf_counter() - start))
-    print(f"{name}: pooled done in {rows[-1]['wall_s']:.0f} s", file=sys.stderr)
+    row = _summary(name, "pooled", pd.concat(scores), int(warned), time.perf_counter() - start)
+    print(f"{name}: pooled done in {row['wall_s']:.0f} s", file=sys.stderr)
+    return row
+
+
+def _separate(name: str, train: pd.DataFrame, test: pd.DataFrame, seed: int) -> dict:
     start = time.perf_counter()
     scores, warns = [], 0
     for group, truth in test.groupby("family", sort=False):
@@ -93,9 +108,9 @@ def run(name: str, seed: int) -> list[dict]:
         warns += int(warned)
         pred = fit.predict(N=truth["N"].to_numpy(), D=truth["D"].to_numpy())
         scores.append(score(pred, truth))
-    rows.append(_summary(name, "separate", pd.concat(scores), warns, time.perf_counter() - start))
-    print(f"{name}: separate done in {rows[-1]['wall_s']:.0f} s", file=sys.stderr)
-    return rows
+    row = _summary(name, "separate", pd.concat(scores), warns, time.perf_counter() - start)
+    print(f"{name}: separate done in {row['wall_s']:.0f} s", file=sys.stderr)
+    return row
 
 
 def _summary(name: str, method: str, scores: pd.DataFrame, warned: int, wall: float) -> dict:
@@ -117,17 +132,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", choices=list(DATASETS), default=list(DATASETS))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--methods", nargs="+", choices=("pooled", "separate"), default=("pooled", "separate"))
     parser.add_argument("--out", help="also write the table as Markdown to this file")
     args = parser.parse_args()
     import logging
 
     logging.getLogger("bayescale").setLevel(logging.WARNING)
-    rows = [row for name in args.data for row in run(name, args.seed)]
+    rows = [row for name in args.data for row in run(name, args.seed, tuple(args.methods))]
     table = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.out:
-        Path(args.out).write_text(table.to_markdown(index=False, floatfmt=".3f") + "\n")
+        header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
+        body = "".join(
+            "| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |\n"
+            for row in table.itertuples(index=False)
+        )
+        Path(args.out).write_text(header + body)
 
 
 if __name__ == "__main__":
