@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -146,3 +147,18 @@ def rescale(log_draws: np.ndarray, scale: float | np.ndarray, axis: int = 0) -> 
     out *= scale.astype(log_draws.dtype, copy=False)
     out += med
     return out
+
+
+def heldout_errors(fit: Any, test: Runs) -> np.ndarray:
+    """Standardized errors of the held-out runs ``test`` under ``fit``'s 90% predictive bands.
+
+    ``fit`` is a :class:`~bayescale.result.ScalingFit` of the training runs. Independent
+    deviates per held-out run: their Monte Carlo errors average out in the pooled errors.
+    """
+    pred = fit.predict(**{x: test.values(x) for x in test.inputs}, interval=0.9, independent=True)
+    return standardized_errors(
+        np.log(test.loss),
+        np.log(pred["median"].to_numpy()),
+        np.log(pred["lower"].to_numpy()),
+        np.log(pred["upper"].to_numpy()),
+    )

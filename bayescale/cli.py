@@ -377,12 +377,10 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _cmd_contrast(args: argparse.Namespace) -> int:
-    from bayescale.errors import GroupError, PredictionError
+    from bayescale.errors import GroupError
     from bayescale.pooled import PooledFit, load
 
-    if args.points and any(v is not None for v in (args.N, args.D, args.C)):
-        raise PredictionError("give either --points or --N/--D/--C, not both")
-    points = _load_points(args.points) if args.points else {"N": args.N, "D": args.D, "C": args.C}
+    points = _points(args)
     result = load(args.fit)
     if not isinstance(result, PooledFit):
         raise GroupError(f"'{args.fit}' is not a pooled fit; fit with: bayescale fit RUNS --group COLUMN --out FIT")
@@ -391,13 +389,19 @@ def _cmd_contrast(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
+def _points(args: argparse.Namespace) -> dict:
+    """The points of --points CSV, or of --N/--D/--C (not both)."""
     from bayescale.errors import PredictionError
-    from bayescale.pooled import load_for_prediction
 
     if args.points and any(v is not None for v in (args.N, args.D, args.C)):
         raise PredictionError("give either --points or --N/--D/--C, not both")
-    points = _load_points(args.points) if args.points else {"N": args.N, "D": args.D, "C": args.C}
+    return _load_points(args.points) if args.points else {"N": args.N, "D": args.D, "C": args.C}
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from bayescale.pooled import load_for_prediction
+
+    points = _points(args)
     result = load_for_prediction(args.fit)
     table = _answer(result, args, lambda f: f.predict(**points, interval=args.interval))
     sys.stdout.write(render(table, args.format))

@@ -286,13 +286,6 @@ def leave_future_out(
         return {"z": np.empty(0), "C": np.empty(0), "reach": {}}
     train, test = runs.subset(~held), runs.subset(held)
     sub = _fit_stages(train, law, priors, **fit_kwargs)  # not checked: its spread is what is used
-    # independent deviates per held-out run: their Monte Carlo errors average out in the pooled z
-    pred = sub.predict(**{x: test.values(x) for x in test.inputs}, interval=0.9, independent=True)
-    z = calibration.standardized_errors(
-        np.log(test.loss),
-        np.log(pred["median"].to_numpy()),
-        np.log(pred["lower"].to_numpy()),
-        np.log(pred["upper"].to_numpy()),
-    )
+    z = calibration.heldout_errors(sub, test)
     C = test.values("C") if test.has("C") else np.full(len(test), np.nan)
     return {"z": z, "C": C, "reach": calibration.split_reach(train, test)}

@@ -240,13 +240,7 @@ def _calibration_refit(
             continue
         if discrepancy:
             sampling.fit_discrepancy(fit, train[name], law, _group_settings(refit_settings, i))
-        pred = fit.predict(**{x: t.values(x) for x in t.inputs}, interval=0.9, independent=True)
-        zs[name] = calibration.standardized_errors(
-            np.log(t.loss),
-            np.log(pred["median"].to_numpy()),
-            np.log(pred["lower"].to_numpy()),
-            np.log(pred["upper"].to_numpy()),
-        )
+        zs[name] = calibration.heldout_errors(fit, t)
         Cs[name] = t.values("C") if t.has("C") else np.full(len(t), np.nan)
     return {"z": zs, "C": Cs, "reach": reach}
 
