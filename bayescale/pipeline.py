@@ -178,14 +178,7 @@ def _fit_stages(
     used_set = resolve_set(prior_set, law.name)
     if prior_set == "auto" and used_set == "literature":
         log.info("priors: the literature prior of %s (weak priors: --priors weak)", law.name)
-    for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
-        if int(value) < 1:
-            raise BayescaleError(f"{name} must be at least 1, got {value}")
-    if not 0 < target_accept < 1:
-        raise BayescaleError(f"target_accept must be between 0 and 1, got {target_accept}")
-    if seed is None:
-        seed = int(np.random.SeedSequence().entropy % (2**31))
-    sampler = sampling.pick_sampler(sampler)
+    settings = sampling.stage_settings(used_set, draws, tune, chains, seed, sampler, target_accept, progress, retry)
     log.info(
         "sampling %s on %d runs: %d chains x %d tune + %d draws (%s, seed %d)",
         law.name,
@@ -193,21 +186,10 @@ def _fit_stages(
         chains,
         tune,
         draws,
-        sampler,
-        seed,
+        settings["sampler"],
+        settings["seed"],
     )
     checked = [n for n in law.params if not resolved[n].is_fixed] + list(NOISE_PARAMS)
-    settings = {
-        "retry": retry,
-        "prior_set": used_set,
-        "seed": seed,
-        "sampler": sampler,
-        "draws": draws,
-        "tune": tune,
-        "chains": chains,
-        "target_accept": target_accept,
-        "progress": progress,
-    }
     result = sampling.fit_law(law, runs, resolved, settings, checked)
     # The calibration re-fit does not depend on this fit's discrepancy: the two run side by side
     # (the discrepancy's small factorisations in one thread, the re-fit's sampler and its own

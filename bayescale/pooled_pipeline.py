@@ -30,7 +30,6 @@ from threadpoolctl import threadpool_limits
 
 from bayescale import calibration, compiled, pooling, sampling
 from bayescale.data import Runs
-from bayescale.errors import BayescaleError
 from bayescale.laws import Law, default_law, get_law
 from bayescale.model import NOISE_PARAMS, check_identifiable, resolve_priors
 from bayescale.pooled import POOLED, PooledFit
@@ -95,22 +94,7 @@ def fit_pooled(
         law.check_runs(r)
     check_identifiable(law, allruns, next(iter(resolved.values())))
     pooling.check_poolable(law, resolved)
-    for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
-        if int(value) < 1:
-            raise BayescaleError(f"{name} must be at least 1, got {value}")
-    if seed is None:
-        seed = int(np.random.SeedSequence().entropy % (2**31))
-    settings = {
-        "retry": retry,
-        "prior_set": used_set,
-        "seed": seed,
-        "sampler": sampling.pick_sampler(sampler),
-        "draws": draws,
-        "tune": tune,
-        "chains": chains,
-        "target_accept": target_accept,
-        "progress": progress,
-    }
+    settings = sampling.stage_settings(used_set, draws, tune, chains, seed, sampler, target_accept, progress, retry)
     log.info(
         "pooled fit of %s on %d groups by %r (%s runs): %d chains x %d tune + %d draws (seed %d)",
         law.name,
@@ -120,7 +104,7 @@ def fit_pooled(
         chains,
         tune,
         draws,
-        seed,
+        settings["seed"],
     )
     centred = pooling.centred_for(groups)
     fits, population = _law_stage(law, groups, resolved, settings, centred)
@@ -134,9 +118,9 @@ def fit_pooled(
         if calibrate:
             refit = pool.submit(_calibration_refit, law, groups, priors, settings, discrepancy, centred)
         if discrepancy:
-            for name, fit in fits.items():
+            for i, (name, fit) in enumerate(fits.items()):
                 log.info("group %s:", name)
-                sampling.fit_discrepancy(fit, groups[name], law, _group_settings(settings, list(fits).index(name)))
+                sampling.fit_discrepancy(fit, groups[name], law, _group_settings(settings, i))
         if refit is not None:
             lfo = refit.result()
             for name, fit in fits.items():

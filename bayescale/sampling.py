@@ -101,6 +101,44 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def stage_settings(
+    prior_set: str,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int | None,
+    sampler: str,
+    target_accept: float,
+    progress: bool,
+    retry: bool,
+) -> dict[str, Any]:
+    """The sampler settings every stage of a fit uses, checked; a random seed when none is given.
+
+    Raises
+    ------
+    BayescaleError
+        For draws, tune or chains below 1, or target_accept outside (0, 1).
+    """
+    for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
+        if int(value) < 1:
+            raise BayescaleError(f"{name} must be at least 1, got {value}")
+    if not 0 < target_accept < 1:
+        raise BayescaleError(f"target_accept must be between 0 and 1, got {target_accept}")
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2**31))
+    return {
+        "retry": retry,
+        "prior_set": prior_set,
+        "seed": seed,
+        "sampler": pick_sampler(sampler),
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "target_accept": target_accept,
+        "progress": progress,
+    }
+
+
 def pick_sampler(sampler: str) -> str:
     if sampler not in SAMPLERS:
         raise BayescaleError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")

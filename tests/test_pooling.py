@@ -220,3 +220,11 @@ def test_report_of_a_pooled_fit(mock_sampler, tmp_path):
     assert "Ranking at N" in text and "Contrast: mix0 against mix1" in text and "data:image/png;base64" in text
     md = bs.write_report(result, tmp_path / "pooled.md", fmt="md")
     assert "## Exponents per group" in md.read_text()
+
+
+@pytest.mark.parametrize("kwargs, message", [({"target_accept": 1.5}, "target_accept"), ({"draws": 0}, "draws")])
+def test_pooled_fit_checks_its_sampler_settings_as_a_single_fit_does(kwargs, message):
+    from bayescale.errors import BayescaleError
+
+    with pytest.raises(BayescaleError, match=message):
+        bs.fit(_groups({}, {}), law="chinchilla", group="mix", **kwargs)
