@@ -6,8 +6,9 @@ The pooling happens in the exponent's *prior quantile space*: with ``F_g`` the g
 prior (the prior a single fit of its runs would use),
 
     theta_g = F_g^-1(Phi(w_g)),   w_g = mu + tau z_g,   mu ~ N(0, 1), tau ~ HalfNormal(TAU_SCALE),
-    z_g ~ N(0, 1)   (non-centred, as NUTS needs when groups' runs say little; centred,
-    w_g ~ N(mu, tau), when every group has many runs: :data:`CENTRED_MIN_RUNS`).
+    z_g ~ StudentT(POPULATION_NU, 0, 1)   (non-centred, as NUTS needs when groups' runs say little;
+    centred, w_g ~ StudentT(POPULATION_NU, mu, tau), when every group has many runs:
+    :data:`CENTRED_MIN_RUNS`).
 
 With ``tau`` -> 0 every group has the same exponents; a group with many runs is barely
 moved; a thin group borrows the others' strength. The irreducible loss E and the amplitudes
@@ -50,13 +51,17 @@ POOLABLE = ("Normal", "LogNormal", "TruncatedNormal", "HalfNormal", "Uniform")
 #: different labs lie (the literature prior's between-ladder spread of log alpha is 0.30 on a prior
 #: standard deviation of 0.42); the data move it.
 TAU_SCALE = 0.5
-#: Groups' exponents are sampled centred (``w_g ~ N(mu, tau)``) when every group has at least this
+#: Groups' exponents are sampled centred (``w_g ~ StudentT(nu, mu, tau)``) when every group has at least this
 #: many runs, non-centred otherwise. Measured on the leave-largest-out training runs: Gadre et al.'s
 #: three training sets (31-32 runs each) mix non-centred (R-hat <= 1.008, no divergence) and
 #: diverge centred (42 divergences: tau's funnel); Porian et al.'s 15 configurations (59-120
 #: runs each) mix centred (R-hat <= 1.005, ESS of tau >= 2,100) and not non-centred (R-hat
 #: 1.013, ESS of tau 274).
 CENTRED_MIN_RUNS = 50
+#: Degrees of freedom of the population of group exponents (Student-t in prior-quantile space): a
+#: group that differs on purpose (a tuned learning rate, another parameter count) is not dragged to
+#: the others as a normal population would drag it.
+POPULATION_NU = 4.0
 #: Fewest runs a group may have.
 MIN_GROUP_RUNS = 2
 
@@ -212,7 +217,7 @@ def build_model(
 ) -> Any:
     """The hierarchical model of all groups (see the module's docstring), as a ``pm.Model``.
 
-    ``centred`` samples each group's exponent quantile ``w_g ~ N(mu, tau)`` itself (``<param>_w``)
+    ``centred`` samples each group's exponent quantile ``w_g ~ StudentT(nu, mu, tau)`` itself (``<param>_w``)
     instead of its offset ``z_g`` (see :func:`centred_for`).
 
     Variables: ``<exponent>_mu``, ``<exponent>_tau`` (population), ``<exponent>_z`` (group offsets)
@@ -244,9 +249,9 @@ def build_model(
                 mu = pm.Normal(f"{name}_mu", 0.0, 1.0)
                 tau = pm.HalfNormal(f"{name}_tau", TAU_SCALE)
                 if centred:  # every group's runs decide its exponents: w itself mixes better
-                    w = pm.Normal(f"{name}_w", mu, tau, dims="group")
+                    w = pm.StudentT(f"{name}_w", nu=POPULATION_NU, mu=mu, sigma=tau, dims="group")
                 else:
-                    w = mu + tau * pm.Normal(f"{name}_z", 0.0, 1.0, dims="group")
+                    w = mu + tau * pm.StudentT(f"{name}_z", nu=POPULATION_NU, mu=0.0, sigma=1.0, dims="group")
                 theta = pm.Deterministic(name, quantile(prior.dist, kw, w, pt), dims="group")
             else:  # the group's own prior, as a single fit's (and PyMC's transform of it)
                 theta = getattr(pm, prior.dist)(name, **kw, dims="group")

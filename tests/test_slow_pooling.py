@@ -1,7 +1,6 @@
 """Slow check of the pooled fit on real runs (run in CI): a contrast of identical groups is undecided.
 
-The simulation-based coverage check is benchmarks/pooling_sbc.py (see its docstring for the
-measured figures).
+The simulation-based coverage check is benchmarks/pooling_sbc.py (figures in docs/pooling.md).
 """
 
 from __future__ import annotations
