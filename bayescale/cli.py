@@ -153,6 +153,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_columns(p)
     _add_sampling(p)
 
+    p = sub.add_parser(
+        "fit-task", help="fit a downstream metric through a task loss (or compute) and save the two-step posterior"
+    )
+    p.add_argument("runs", help="CSV or Parquet file, one row per run (and task)")
+    p.add_argument("--out", required=True, help="where to save the fit (netCDF, e.g. task.nc)")
+    p.add_argument("--metric", default="accuracy", help="metric column, in [0, 1], higher is better (default accuracy)")
+    p.add_argument(
+        "--loss",
+        metavar="COLUMN",
+        help="task-loss column, e.g. task_bpb (default: a loss column if any, else the chain goes through compute)",
+    )
+    p.add_argument("--link", choices=("sigmoid", "exp"), default="sigmoid", help="loss-to-metric link")
+    p.add_argument(
+        "--chance", metavar="P|COLUMN", help="chance level (the link floor): a number or a column per task; default 0"
+    )
+    p.add_argument("--task-col", metavar="COLUMN", help="column naming the tasks of a long table: one chain per task")
+    p.add_argument("--law", default=None, help="step 1's law of the task loss (default as bayescale fit)")
+    p.add_argument("--prior", action="append", default=[], metavar="NAME=DIST", help="override a step-1 prior")
+    p.add_argument("--k", type=float, default=6.0, help="FLOPs per parameter per token in C = k N D (default 6)")
+    _add_sampling(p)
+
     p = sub.add_parser("summary", help="posterior summary of the law's parameters")
     p.add_argument("fit", help="a fit file written by bayescale fit")
     _add_group_value(p)
@@ -257,12 +278,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_points(path: str):
-    from bayescale.data import _to_numbers, read_table
-    from bayescale.errors import PredictionError
+def _read_points_table(path: str):
+    from bayescale.data import read_table
 
     df = read_table(Path(path))
     df.columns = [str(c).strip() for c in df.columns]
+    return df
+
+
+def _load_points(path: str):
+    from bayescale.data import _to_numbers
+    from bayescale.errors import PredictionError
+
+    df = _read_points_table(path)
     if len(df) == 0:
         raise PredictionError(f"'{path}' has no points (header only)")
     cols = {}
@@ -356,11 +384,54 @@ def _fit_pooled(args: argparse.Namespace, out: Path, priors: dict, columns: dict
     return 0
 
 
+def _cmd_fit_task(args: argparse.Namespace) -> int:
+    from bayescale.priors import parse_assignment
+    from bayescale.task_pipeline import fit_task
+
+    out = Path(args.out)
+    if not out.parent.exists() and str(out.parent):
+        raise BayescaleError(f"cannot write --out {out}: folder '{out.parent}' does not exist")
+    options = _sampling_options(args)
+    result = fit_task(
+        args.runs,
+        metric=args.metric,
+        loss=args.loss,
+        link=args.link,
+        chance=args.chance,
+        task=args.task_col,
+        law=args.law,
+        priors=dict(parse_assignment(spec) for spec in args.prior),
+        progress=not args.quiet and sys.stderr.isatty(),
+        k=args.k,
+        strict=args.strict,
+        **options,
+    )
+    result.save(out)
+    d = result.diagnostics
+    log.info(
+        "saved %s (%s through %s, %d task%s; max R-hat %.3f, min ESS %.0f, %d divergences)",
+        out,
+        result.metric,
+        result.through,
+        len(result.names),
+        "" if len(result.names) == 1 else "s",
+        d.max_rhat,
+        min(d.min_ess_bulk, d.min_ess_tail),
+        d.divergences,
+    )
+    return 0
+
+
 def _answer(result, args: argparse.Namespace, ask):
     """``ask(fit)`` of a single fit, or of the asked groups of a pooled fit (with a group column)."""
     from bayescale.errors import GroupError
     from bayescale.pooled import PooledFit
+    from bayescale.task_fit import TaskFit
 
+    if isinstance(result, TaskFit):  # every task, one row block per task
+        if args.group_value:
+            raise GroupError(f"--group-value: '{args.fit}' is a task fit; its tasks: {', '.join(result.names)}")
+        return ask(result)
     if isinstance(result, PooledFit):
         return result.per_group(ask, args.group_value)
     if args.group_value:
@@ -369,7 +440,7 @@ def _answer(result, args: argparse.Namespace, ask):
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    from bayescale.pooled import load
+    from bayescale.loading import load
 
     table = _answer(load(args.fit), args, lambda f: f.summary(interval=args.interval))
     sys.stdout.write(render(table, args.format))
@@ -378,7 +449,8 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 def _cmd_contrast(args: argparse.Namespace) -> int:
     from bayescale.errors import GroupError
-    from bayescale.pooled import PooledFit, load
+    from bayescale.loading import load
+    from bayescale.pooled import PooledFit
 
     points = _points(args)
     result = load(args.fit)
@@ -399,10 +471,15 @@ def _points(args: argparse.Namespace) -> dict:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from bayescale.pooled import load_for_prediction
+    from bayescale.loading import load_for_prediction
+    from bayescale.task_fit import TaskFit
 
     points = _points(args)
     result = load_for_prediction(args.fit)
+    column = str(result.tree.attrs.get("task_column", "")) if isinstance(result, TaskFit) else ""
+    if column and args.points and column in (targets := _read_points_table(args.points)).columns:
+        # a long table of targets: each row is predicted for its own task
+        points["point_tasks"] = targets[column].astype(str).str.strip().to_numpy()
     table = _answer(result, args, lambda f: f.predict(**points, interval=args.interval))
     sys.stdout.write(render(table, args.format))
     return 0
@@ -410,9 +487,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_optimal(args: argparse.Namespace) -> int:
     from bayescale.allocation import AllocationError
-    from bayescale.pooled import PooledFit, load
+    from bayescale.loading import load
+    from bayescale.pooled import PooledFit
 
     result = load(args.fit)
+    if not hasattr(result, "optimal"):  # a task fit: allocation is a question about the loss
+        raise AllocationError(
+            f"'{args.fit}' is a task fit; the compute-optimal allocation is a question about the loss: "
+            "run bayescale optimal on a fit of the loss (bayescale fit RUNS --out FIT)"
+        )
     compute = args.compute
     if compute is None and isinstance(result, PooledFit):  # one default budget for every group
         compute = max(result.group(n).reference_budget for n in result.names)
@@ -487,8 +570,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from bayescale.pooled import PooledFit, load
+    from bayescale.loading import load
+    from bayescale.pooled import PooledFit
     from bayescale.report import write_report
+    from bayescale.task_fit import TaskFit
 
     out = Path(args.out)
     fmt = args.format or ("md" if out.suffix.lower() in (".md", ".markdown") else "html")
@@ -496,6 +581,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     others = [load(path) for path in args.compare]
     if isinstance(fit, PooledFit):
         log.info("writing the %s report of %s (pooled fit of %d groups)", fmt, args.fit, len(fit.names))
+    elif isinstance(fit, TaskFit):
+        log.info("writing the %s report of %s (task fit of %d task(s))", fmt, args.fit, len(fit.names))
     else:
         log.info("writing the %s report of %s (%s, %d runs)", fmt, args.fit, fit.law.name, len(fit.runs))
     path = write_report(fit, out, compare=others, targets=args.target, fmt=fmt, title=args.title)
@@ -585,6 +672,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "fit": _cmd_fit,
+    "fit-task": _cmd_fit_task,
     "summary": _cmd_summary,
     "predict": _cmd_predict,
     "contrast": _cmd_contrast,

@@ -581,3 +581,54 @@ def plot_groups(
     bottom.set(xscale="log", xlabel="compute C (FLOPs)", ylabel=f"loss {a} - {b}")
     bottom.legend(fontsize=7)
     return fig
+
+
+def plot_task(
+    task_fit: object,
+    task: str | None = None,
+    targets: dict[str, Sequence[float]] | None = None,
+    reach: float = 100.0,
+    interval: float = 0.9,
+) -> Figure:
+    """A task fit (:mod:`bayescale.task_fit`): the metric vs compute with bands, the runs and chance.
+
+    The band is a new run's metric (both steps' uncertainty) along the runs' median tokens per
+    parameter, from the smallest run's compute to ``reach`` times the largest (or past the
+    largest target); ``targets`` (``{"N": [...], "D": [...]}``) are drawn with their own bands.
+    A task whose runs show no rise above chance says so in the title.
+    """
+    from bayescale.task_fit import NO_SIGNAL
+
+    name = task if task is not None else task_fit.names[0]
+    runs = task_fit.runs(name)
+    metric = task_fit.metric
+    ratio = float(np.median(runs["D"] / runs["N"])) if {"N", "D"} <= set(runs.columns) else None
+    hi = reach * float(runs["C"].max())
+    if targets is not None:
+        target_C = task_fit.k * np.asarray(targets["N"], dtype=float) * np.asarray(targets["D"], dtype=float)
+        hi = max(hi, 2.0 * float(target_C.max()))
+    C = np.geomspace(float(runs["C"].min()), hi, 50)
+    if ratio is not None:
+        N = np.sqrt(C / (task_fit.k * ratio))
+        band = task_fit.predict(N=N, D=ratio * N, interval=interval, task=name)
+    else:
+        band = task_fit.predict(C=C, interval=interval, task=name)
+    fig, axes = _figure(1, 1, size=(6.4, 4.2))
+    ax = axes[0, 0]
+    ax.fill_between(C, band["lower"], band["upper"], color=_BAND, alpha=_band_alpha(interval), linewidth=0,
+                    label=f"{interval:.0%} band (new run)")  # fmt: skip
+    ax.plot(C, band["median"], color=_BAND, label="median")
+    ax.scatter(runs["C"], runs[metric], s=14, color=_RUNS, zorder=3, label=f"runs ({len(runs)})")
+    ax.axhline(task_fit.floor(name), color="0.4", linestyle="--", linewidth=0.8, label="chance")
+    if targets is not None:
+        pred = task_fit.predict(N=targets["N"], D=targets["D"], interval=interval, task=name)
+        yerr = np.vstack([pred["median"] - pred["lower"], pred["upper"] - pred["median"]])
+        ax.errorbar(pred["C"], pred["median"], yerr=yerr, fmt="D", color=_TARGET, markersize=5, capsize=3,
+                    label="targets")  # fmt: skip
+    where = f"{ratio:.0f} tokens per parameter" if ratio is not None else "compute"
+    title = f"{name}: {metric} along {where}"
+    if not task_fit.signal(name):
+        title += f"\n({NO_SIGNAL})"
+    ax.set(xscale="log", xlabel="compute C (FLOPs)", ylabel=metric, title=title, ylim=(0, 1))
+    ax.legend(fontsize=7)
+    return fig

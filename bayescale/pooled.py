@@ -20,7 +20,7 @@ import xarray as xr
 from bayescale import storage
 from bayescale.diagnostics import Diagnostics, assess
 from bayescale.errors import FitFileError, GroupError
-from bayescale.result import PREDICT_GROUPS, ScalingFit
+from bayescale.result import ScalingFit
 
 #: Root attribute that marks a pooled fit (its value: the group column's name).
 POOLED = storage.POOLED
@@ -141,27 +141,3 @@ class PooledFit:
 def is_pooled(tree: xr.DataTree) -> bool:
     """Whether a fit's tree is a pooled fit's."""
     return POOLED in tree.attrs
-
-
-def load(path: str | Path, groups: Iterable[str] | None = None) -> ScalingFit | PooledFit:
-    """Load any fit saved by bayescale: a :class:`~bayescale.result.ScalingFit` or a :class:`PooledFit`.
-
-    Parameters
-    ----------
-    path : str or Path
-    groups : iterable of str, optional
-        For a single fit, read only these groups of the file (see :func:`bayescale.result.load`);
-        a pooled fit is always read whole.
-
-    Raises
-    ------
-    FitFileError
-        If the file is missing, corrupt or not a bayescale fit.
-    """
-    tree = storage.read_tree(path, groups)
-    return PooledFit(tree) if is_pooled(tree) else ScalingFit(tree)
-
-
-def load_for_prediction(path: str | Path) -> ScalingFit | PooledFit:
-    """:func:`load` with only the groups a prediction needs (:data:`~bayescale.result.PREDICT_GROUPS`)."""
-    return load(path, PREDICT_GROUPS)

@@ -272,7 +272,7 @@ def _pooled_sections(pooled: Any, target: tuple[float, float]) -> list[tuple[str
             [
                 f"One hierarchical fit of {len(pooled.names)} groups by <code>{html.escape(pooled.column)}</code>: "
                 "each group's exponents drawn from a population whose location and spread are learned; E and the "
-                "amplitudes each group's own; a shared Student-t noise; one band scale for all groups.",
+                "amplitudes each group's own; each group's own noise scale and band scale (from its held-out runs).",
                 groups,
             ],
         ),
@@ -306,6 +306,70 @@ def _pooled_figures(pooled: Any, target: tuple[float, float]) -> list[tuple[str,
             plots.plot_groups(pooled, a, b),
         )
     ]
+
+
+def _task_target(task_fit: Any, targets: Sequence[tuple[float, float]] | None) -> list[tuple[float, float]]:
+    """The task report's targets: the given ones, else 100x the largest run's compute at the runs'
+    median tokens per parameter."""
+    if targets:
+        return [(float(N), float(D)) for N, D in targets]
+    runs = task_fit.runs(task_fit.names[0])
+    ratio = float(np.median(runs["D"] / runs["N"]))
+    N = float(np.sqrt(100 * runs["C"].max() / (task_fit.k * ratio)))
+    return [(N, ratio * N)]
+
+
+def _task_sections(task_fit: Any, targets: list[tuple[float, float]]) -> list[tuple[str, list]]:
+    """A task fit's report: the chain, each task's prediction at the targets, the link parameters,
+    the tasks without signal, and the checks."""
+    from bayescale.task_fit import NO_SIGNAL
+
+    N = [t[0] for t in targets]
+    D = [t[1] for t in targets]
+    pred = task_fit.predict(N=N, D=D)
+    keep = [c for c in ("task", "N", "D", "median", "lower", "upper", "loss_median", "chance", "note") if c in pred]
+    summary = task_fit.summary()
+    link = summary[summary["stage"] == "link"][["task", "parameter", "median", "lower", "upper", "r_hat"]]
+    silent = [n for n in task_fit.names if not task_fit.signal(n)]
+    through = (
+        f"the task loss <code>{html.escape(str(task_fit.tree.attrs.get('loss_column', '')))}</code>"
+        if task_fit.through == "loss"
+        else "compute (no task loss given)"
+    )
+    diag = task_fit.diagnostics
+    return [
+        (
+            "The chain",
+            [
+                f"{len(task_fit.names)} task(s); {html.escape(task_fit.metric)} through {through} by a "
+                f"{task_fit.link.name} link: <code>{html.escape(task_fit.link.formula)}</code>. Step 1 (the law of "
+                "the task loss, with its discrepancy and calibrated band) and step 2 (the link) are independent "
+                "posteriors; each predictive draw pushes a draw of a new run's task loss through a draw of the link "
+                "and adds the metric's scatter, so the bands carry both steps' uncertainty.",
+            ],
+        ),
+        (f"Predictions ({len(targets)} target(s), 90% bands of a new run)", [pred[keep]]),
+        (
+            "Tasks without signal above chance",
+            [
+                f"{len(silent)} of {len(task_fit.names)}: {html.escape(', '.join(silent)) or 'none'}. "
+                f"For these, {NO_SIGNAL}: the band spans what the link's prior allows, from chance upwards."
+            ],
+        ),
+        ("Link parameters (90% intervals)", [link]),
+        ("Checks", [("verdicts", [(diag.ok, "convergence: " + diag.message())])]),
+    ]
+
+
+def _task_figures(task_fit: Any, targets: list[tuple[float, float]], most: int = 6) -> list[tuple[str, Figure]]:
+    from bayescale import plots
+
+    given = {"N": [t[0] for t in targets], "D": [t[1] for t in targets]}
+    return [
+        (f"{name}: a new run's {task_fit.metric} vs compute with its 90% band, the runs, chance and the targets.",
+         plots.plot_task(task_fit, name, targets=given))
+        for name in task_fit.names[:most]
+    ]  # fmt: skip
 
 
 def _html(title: str, sections: list, figures: list[tuple[str, bytes]]) -> str:
@@ -403,6 +467,14 @@ def write_report(
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ReportError(f"cannot write '{path}': folder '{folder}' does not exist")
+    if hasattr(fit, "link"):  # a TaskFit (bayescale.task_fit): its own sections
+        if compare:
+            raise ReportError("--compare takes single fits of the loss; a task fit has its own report")
+        title = title or f"Task fit: {fit.metric} of {len(fit.names)} task(s) through {fit.through}"
+        chosen = _task_target(fit, targets)
+        sections = _task_sections(fit, chosen)
+        figures = [(caption, _png(fig)) for caption, fig in _task_figures(fit, chosen)]
+        return _write(path, fmt, title, sections, figures)
     if hasattr(fit, "names"):  # a PooledFit (bayescale.pooled): its own sections
         if compare:
             raise ReportError("--compare takes single fits; a pooled fit's groups are compared in its report")

@@ -201,6 +201,21 @@ class ScalingFit:
             self.law, self._sampled(), self.reference, points, interval, rng, self.discrepancy, scale, independent
         )
 
+    def loss_draws(self, N: object = None, D: object = None, C: object = None, *, expected: bool = False) -> np.ndarray:
+        """Posterior predictive draws of a new run's loss at the points, shape (draws, points).
+
+        The draws :meth:`predict` summarises (law, discrepancy, noise and band scale, common
+        random numbers across points); with ``expected``, the law's expected loss instead.
+        """
+        points, rng = self._points_and_rng(N, D, C)
+        parts = [
+            law if expected else new
+            for law, new in log_draws(
+                self.law, self._sampled(), self.reference, points, rng, self.discrepancy, self._scale_draws(points)
+            )
+        ]
+        return np.exp(np.concatenate(parts, axis=1).astype(float))
+
     def _points_and_rng(self, N: object, D: object, C: object) -> tuple[dict[str, np.ndarray], np.random.Generator]:
         """Validated points and the noise generator seeded from the fit: predict and pit draw alike."""
         return complete_inputs(self.law, self.k, N=N, D=D, C=C), np.random.default_rng([self.seed, 1])

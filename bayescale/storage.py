@@ -18,6 +18,9 @@ MARKER = "bayescale_version"
 #: Root attribute of a pooled fit (:mod:`bayescale.pooled`); its value names the group column.
 POOLED = "pooled_by"
 
+#: Root attribute of a task fit (:mod:`bayescale.task_fit`); its value names the metric column.
+TASK = "task_metric"
+
 #: Root attribute (in memory only) of a tree read with only some of its groups.
 PARTIAL = "bayescale_partial_read"
 
@@ -63,7 +66,7 @@ def read_tree(path: str | Path, groups: Iterable[str] | None = None) -> xr.DataT
         Read only these groups (those the file has) and the root attributes: an answer that
         needs four of a fit's eight groups (``predict``) reads it in half the time. The tree
         then lacks the other groups: do not save it (:meth:`bayescale.result.ScalingFit.save`
-        refuses to). A pooled fit is always read whole.
+        refuses to). A pooled or task fit is always read whole.
 
     Raises
     ------
@@ -75,11 +78,12 @@ def read_tree(path: str | Path, groups: Iterable[str] | None = None) -> xr.DataT
         raise FitFileError(f"fit file '{path}' not found; create it with: bayescale fit RUNS --out {path}")
     try:
         loaded = _read_all(path) if groups is None else _read_groups(path, ("posterior", *groups))
-        if POOLED in loaded.attrs and PARTIAL in loaded.attrs:  # a pooled fit's groups are nested: read it whole
+        nested = POOLED in loaded.attrs or TASK in loaded.attrs
+        if nested and PARTIAL in loaded.attrs:  # a pooled or task fit's groups are nested: read it whole
             loaded = _read_all(path)
     except Exception as ex:  # h5py/netCDF raise many types for a damaged file
         raise FitFileError(f"'{path}' is not a readable fit file ({type(ex).__name__}); re-run bayescale fit") from None
-    if MARKER not in loaded.attrs or ("posterior" not in loaded.children and POOLED not in loaded.attrs):
+    if MARKER not in loaded.attrs or ("posterior" not in loaded.children and not nested):
         raise FitFileError(f"'{path}' is a netCDF file but not a bayescale fit; re-run bayescale fit")
     return loaded
 
