@@ -225,19 +225,9 @@ def _calibration_refit(
     """The leave-future-out re-fit of the band calibration (:func:`leave_future_out`); touches no result."""
     from bayescale.model import n_free_params
 
-    fit_kwargs = {
-        "prior_set": settings["prior_set"],
-        "draws": min(int(settings["draws"]), 500),
-        "tune": min(int(settings["tune"]), 500),
-        "chains": settings["chains"],
-        "seed": int(settings["seed"]) + 2,
-        "sampler": settings["sampler"],
-        "target_accept": settings["target_accept"],
-        "progress": False,
-        "discrepancy": discrepancy,
-        "calibrate": False,
-        "retry": False,  # a shorter re-fit whose spread is what is used, not its diagnostics
-    }
+    refit = sampling.refit_settings(settings)  # a shorter re-fit whose spread is what is used
+    keys = ("prior_set", "draws", "tune", "chains", "seed", "sampler", "target_accept", "progress", "retry")
+    fit_kwargs = {**{k: refit[k] for k in keys}, "discrepancy": discrepancy, "calibrate": False}
     return leave_future_out(runs, law.name, dict(user_priors or {}), n_free_params(resolved) + 2, fit_kwargs)
 
 

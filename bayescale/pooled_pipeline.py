@@ -204,14 +204,7 @@ def _calibration_refit(
         if (~held).sum() < MIN_TRAIN_RUNS or not held.any():
             held = np.zeros(len(runs), dtype=bool)
         train[name], test[name] = runs.subset(~held), runs.subset(held)
-    refit_settings = {
-        **settings,
-        "draws": min(int(settings["draws"]), 500),
-        "tune": min(int(settings["tune"]), 500),
-        "seed": int(settings["seed"]) + 2,
-        "progress": False,
-        "retry": False,
-    }
+    refit_settings = sampling.refit_settings(settings)
     # data-scaled priors from the training runs only (the families, hence the compiled model, stay)
     train_resolved = {n: resolve_priors(law, r, priors, settings["prior_set"]) for n, r in train.items()}
     fits, _ = _law_stage(law, train, train_resolved, refit_settings, centred)  # the fit's parametrisation: no recompile

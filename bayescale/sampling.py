@@ -139,6 +139,24 @@ def stage_settings(
     }
 
 
+#: Most draws and tuning steps per chain of a calibration re-fit (its spread is what is used).
+REFIT_DRAWS = 500
+
+
+def refit_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A calibration re-fit's settings from the fit's: at most :data:`REFIT_DRAWS` draws and tuning
+    steps, its own seed (``seed + 2``), no progress bar and no retry (its spread is what is used,
+    not its diagnostics)."""
+    return {
+        **settings,
+        "draws": min(int(settings["draws"]), REFIT_DRAWS),
+        "tune": min(int(settings["tune"]), REFIT_DRAWS),
+        "seed": int(settings["seed"]) + 2,
+        "progress": False,
+        "retry": False,
+    }
+
+
 def pick_sampler(sampler: str) -> str:
     if sampler not in SAMPLERS:
         raise BayescaleError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")

@@ -38,6 +38,7 @@ from bayescale.errors import FitFileError, PredictionError
 from bayescale.links import METRIC_NU, get_link
 from bayescale.predict import complete_inputs, stratified_uniforms
 from bayescale.result import ScalingFit
+from bayescale.stats import check_interval, interval_stats
 
 #: Root attribute that marks a task fit (its value: the metric's column).
 TASK = storage.TASK
@@ -194,17 +195,20 @@ class TaskFit:
         """
         if point_tasks is not None:
             return self._predict_per_point(N, D, C, interval, point_tasks)
-        lo_q, hi_q = (1 - interval) / 2, (1 + interval) / 2
+        check_interval(interval)
         parts = []
         for name in self.selected(task):
             points, metric, loss = self.metric_draws(name, N, D, C)
             table = pd.DataFrame({"task": name, **{x: points[x] for x in ("N", "D", "C")}})
-            table["median"] = np.median(metric, axis=0)
-            table["mean"] = metric.mean(axis=0)
-            table["lower"], table["upper"] = np.quantile(metric, [lo_q, hi_q], axis=0)
+            for column, values in interval_stats(metric, interval).items():
+                table[column] = values
             if loss is not None:
-                table["loss_median"] = np.median(loss, axis=0)
-                table["loss_lower"], table["loss_upper"] = np.quantile(loss, [lo_q, hi_q], axis=0)
+                stats = interval_stats(loss, interval)
+                table["loss_median"], table["loss_lower"], table["loss_upper"] = (
+                    stats["median"],
+                    stats["lower"],
+                    stats["upper"],
+                )
             table["chance"] = self.floor(name)
             table["note"] = "" if self.signal(name) else NO_SIGNAL
             parts.append(table)
@@ -230,7 +234,7 @@ class TaskFit:
     def summary(self, interval: float = 0.9, task: object = None) -> pd.DataFrame:
         """Posterior summary per task: the link's parameters (``stage`` link) and the step-1 law's
         (``stage`` loss), with ``task`` and ``stage`` columns."""
-        lo_q, hi_q = (1 - interval) / 2, (1 + interval) / 2
+        check_interval(interval)
         parts = []
         for name in self.selected(task):
             fit = self.loss_fit(name)
@@ -244,9 +248,7 @@ class TaskFit:
             for param, values in draws.items():
                 if param == "u_ref":
                     continue
-                lower, upper = np.quantile(values, [lo_q, hi_q])
-                row = {"parameter": param, "median": np.median(values), "mean": values.mean(), "sd": values.std()}
-                row |= {"lower": lower, "upper": upper}
+                row = {"parameter": param, **interval_stats(values, interval), "sd": values.std()}
                 key = "h" if param == "ceiling" else param
                 if key in diag.coords.get("parameter", []):
                     d = diag.sel(parameter=key)

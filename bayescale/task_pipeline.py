@@ -99,7 +99,8 @@ def fit_task(
     ------
     RunsError
         For a missing or non-numeric column, a metric outside [0, 1], a task with fewer than
-        :data:`MIN_TASK_RUNS` runs, or a chance level at or above a task's best run.
+        :data:`MIN_TASK_RUNS` runs, or a chance level above a task's best run by more than
+        :data:`CHANCE_TOLERANCE`.
     """
     from bayescale.pipeline import _fit_stages, check_diagnostics
 
@@ -150,8 +151,9 @@ def fit_task(
         tree[f"losses/l{j}"] = result.tree
     for path, node in nodes.items():
         tree[path] = node
+    versions = sampling._versions()
     tree.attrs = {
-        MARKER: _version(),
+        MARKER: versions["bayescale"],
         TASK: metric,
         "link": the_link.name,
         "through": through,
@@ -165,6 +167,7 @@ def fit_task(
         "draws": int(draws),
         "tune": int(tune),
         "sampler": str(settings["sampler"]),
+        "versions": json.dumps(versions),
     }
     result = TaskFit(tree)
     check_diagnostics(result.diagnostics, strict)
@@ -172,12 +175,6 @@ def fit_task(
         if not result.signal(name):
             log.warning("task %s: %s", name, NO_SIGNAL)
     return result
-
-
-def _version() -> str:
-    from importlib.metadata import version
-
-    return version("bayescale")
 
 
 def _table(runs: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, str]:
@@ -371,8 +368,7 @@ def _link_heldout_errors(
     held = holdout_top_compute(runs, calibration.HOLDOUT)
     if (~held).sum() < MIN_TASK_RUNS or not held.any():
         return np.empty(0)
-    refit = {**settings, "draws": min(int(settings["draws"]), 500), "tune": min(int(settings["tune"]), 500),
-             "seed": int(settings["seed"]) + 2, "progress": False, "retry": False}  # fmt: skip
+    refit = sampling.refit_settings(settings)
     train_u, train_y = progress[~held], metric[~held]
     post, _ = _sample_link(link, train_u, train_y, floor, refit, f"{name} (calibration)")
     flat = _flat(post, links.prior_arguments(train_u, train_y, floor)["u_ref"])
