@@ -36,8 +36,8 @@ class AllocationError(BayescaleError, ValueError):
 
 
 def check_law(law: Law) -> None:
-    """Allocation needs a law of both N and D."""
-    if set(law.inputs) != {"N", "D"}:
+    """Allocation needs a law of both N and D (and optionally U, unlimited here: see :mod:`bayescale.data_budget`)."""
+    if set(law.inputs) - {"U"} != {"N", "D"}:
         raise AllocationError(
             f"allocation needs a law of N and D; law {law.name} uses only {', '.join(law.inputs)}. "
             "Fit chinchilla or kaplan to runs with N and D"

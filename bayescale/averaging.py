@@ -74,12 +74,14 @@ class AveragedFit:
         """Default budget: 100x the largest compute in the runs."""
         return next(iter(self.fits.values())).reference_budget
 
-    def predict(self, N: object = None, D: object = None, C: object = None, interval: float = 0.9) -> pd.DataFrame:
+    def predict(
+        self, N: object = None, D: object = None, C: object = None, interval: float = 0.9, *, U: object = None
+    ) -> pd.DataFrame:
         """Model-averaged predictive loss of new runs; columns as :meth:`ScalingFit.predict`."""
         streams, points = [], None
         for name in self._indices:
             f = self.fits[name]
-            pts, rng = f._points_and_rng(N, D, C)
+            pts, rng = f._points_and_rng(N, D, C, U)
             points = pts if points is None else points
             streams.append(log_draws(f.law, f._sampled(), f.reference, pts, rng, f.discrepancy, f._scale_draws(pts)))
         return draws_table(self._mix(streams), points, interval)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayescale.data import INPUTS, Runs
+from bayescale.data import EXTRA_INPUTS, INPUTS, Runs
 from bayescale.splits import BacktestError, holdout_masks
 
 log = logging.getLogger("bayescale")
@@ -134,7 +134,7 @@ def backtest(
             "backtest split %d/%d (%s): fitting on %d runs, predicting %d", i, len(splits), name, len(train), len(test)
         )
         result = fit(train, law=law_obj.name, priors=priors, **fit_kwargs)
-        inputs = {x: test.values(x) for x in INPUTS if test.has(x)}
+        inputs = {x: test.values(x) for x in (*INPUTS, *EXTRA_INPUTS) if test.has(x)}
         part = pd.DataFrame({"split": name, **{x: test.values(x) for x in test.inputs}, "loss": test.loss})
         for level in levels:
             pred = result.predict(**inputs, interval=level)

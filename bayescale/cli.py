@@ -80,6 +80,7 @@ def _add_columns(p: argparse.ArgumentParser) -> None:
     g.add_argument("--d-col", help="column of training tokens D")
     g.add_argument("--c-col", help="column of training FLOPs C")
     g.add_argument("--loss-col", help="column of final loss (nats/token)")
+    g.add_argument("--u-col", help="column of unique tokens U (D / U epochs; the data-constrained law)")
     g.add_argument("--k", type=float, default=6.0, help="FLOPs per parameter per token in C = k N D (default 6)")
 
 
@@ -137,7 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="fit a law to a CSV/Parquet of runs and save the posterior")
     p.add_argument("runs", help="CSV or Parquet file, one row per run")
     p.add_argument("--out", required=True, help="where to save the fit (netCDF, e.g. fit.nc)")
-    p.add_argument("--law", default=None, help="chinchilla, kaplan, power (= power:C), power:N, power:D")
+    p.add_argument(
+        "--law",
+        default=None,
+        help="chinchilla, kaplan, data-constrained (needs U), power (= power:C), power:N, power:D "
+        "(default: chinchilla; data-constrained when some run repeats data, D > U)",
+    )
     p.add_argument(
         "--prior",
         action="append",
@@ -182,10 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predicted loss of new runs with bands")
     p.add_argument("fit", help="a fit file written by bayescale fit")
-    p.add_argument("--points", help="CSV with N and D (or C) columns; other columns are ignored")
+    p.add_argument(
+        "--points", help="CSV with N and D (or C) columns, and U for a data-constrained fit; other columns are ignored"
+    )
     p.add_argument("--N", type=_number, help="parameters, e.g. 7e10 or 70B")
     p.add_argument("--D", type=_number, help="training tokens, e.g. 1.4T")
     p.add_argument("--C", type=_number, help="training FLOPs")
+    p.add_argument("--U", type=_number, help="unique tokens (data-constrained fits; D / U epochs; default U = D)")
     p.add_argument("--interval", type=_interval, default=0.9, help="interval probability (default 0.9)")
     p.add_argument("--format", choices=FORMATS, default="table")
     _add_group_value(p)
@@ -208,6 +217,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inference-tokens", type=_number, help="lifetime inference tokens: adds inference-aware columns")
     p.add_argument("--target-loss", type=_number, help="loss to reach (inference-aware, or with --N)")
     p.add_argument("--N", type=_number, nargs="+", help="fixed model sizes: tokens needed to reach --target-loss")
+    p.add_argument(
+        "--unique-tokens",
+        type=_number,
+        help="unique tokens available (a data-constrained fit): the optimum with D / U epochs and the loss lost",
+    )
+    p.add_argument(
+        "--worth",
+        type=_interval,
+        default=0.5,
+        help="with --unique-tokens: epochs are worth running while each adds at least this share of the first "
+        "(default 0.5)",
+    )
     p.add_argument("--interval", type=_interval, default=0.9, help="interval probability (default 0.9)")
     p.add_argument("--format", choices=FORMATS, default="table")
     _add_group_value(p)
@@ -303,6 +324,44 @@ def _load_points(path: str):
     return cols
 
 
+def _columns(args: argparse.Namespace) -> dict[str, object]:
+    """Keyword arguments of :func:`bayescale.load_runs` from the column option group."""
+    return {
+        "n_col": args.n_col,
+        "d_col": args.d_col,
+        "c_col": args.c_col,
+        "loss_col": args.loss_col,
+        "u_col": args.u_col,
+        "k": args.k,
+    }
+
+
+def _unique_tokens(args: argparse.Namespace, result: object) -> dict[str, object]:
+    """``{"U": ...}`` for a fit whose law uses unique tokens, from --U or a U column of --points.
+
+    A law that ignores U gets nothing (and a warning when U was given); a law of U without one
+    predicts fresh data (U = D), which is said on stderr.
+    """
+    from bayescale.data import ALIASES, _to_numbers
+
+    U = getattr(args, "U", None)
+    if args.points:
+        df = _read_points_table(args.points)
+        column = next((c for c in ALIASES["U"] if c in df.columns), None)
+        if column is not None:
+            U = _to_numbers(df[column], column, f"'{args.points}'", 1)
+    law = getattr(result, "law", None)
+    uses_U = law is not None and "U" in law.inputs
+    if U is not None and not uses_U:
+        log.warning("unique tokens U ignored: the fit's law does not use them (fit --law data-constrained)")
+        return {}
+    if U is None:
+        if uses_U:
+            log.info("no unique tokens U given: predicting fresh data (U = D, one epoch); give --U or a U column")
+        return {}
+    return {"U": U}
+
+
 def _sampling_options(args: argparse.Namespace) -> dict[str, object]:
     """Keyword arguments of :func:`bayescale.fit` from the sampling option group."""
     return {
@@ -328,7 +387,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if not out.parent.exists() and str(out.parent):
         raise BayescaleError(f"cannot write --out {out}: folder '{out.parent}' does not exist")
     priors = dict(parse_assignment(spec) for spec in args.prior)
-    columns = {"n_col": args.n_col, "d_col": args.d_col, "c_col": args.c_col, "loss_col": args.loss_col, "k": args.k}
+    columns = _columns(args)
     if args.group is not None:
         return _fit_pooled(args, out, priors, columns)
     runs = load_runs(args.runs, **columns)
@@ -476,6 +535,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     points = _points(args)
     result = load_for_prediction(args.fit)
+    if args.points and args.U is not None:
+        from bayescale.errors import PredictionError
+
+        raise PredictionError("give either --points (with a U column) or --U, not both")
+    points.update(_unique_tokens(args, result))
     column = str(result.tree.attrs.get("task_column", "")) if isinstance(result, TaskFit) else ""
     if column and args.points and column in (targets := _read_points_table(args.points)).columns:
         # a long table of targets: each row is predicted for its own task
@@ -505,6 +569,8 @@ def _cmd_optimal(args: argparse.Namespace) -> int:
             if args.target_loss is None:
                 raise AllocationError("--N needs --target-loss: the tokens a model of that size needs to reach it")
             return fit.tokens_to_reach(N=args.N, loss=args.target_loss, interval=args.interval)
+        if args.unique_tokens is not None:
+            return fit.optimal(compute, interval=args.interval, unique_tokens=args.unique_tokens, worth=args.worth)
         return fit.optimal(
             compute, interval=args.interval, inference_tokens=args.inference_tokens, target_loss=args.target_loss
         )
@@ -523,7 +589,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from bayescale.priors import parse_assignment
 
     priors = dict(parse_assignment(spec) for spec in args.prior)
-    runs = load_runs(args.runs, n_col=args.n_col, d_col=args.d_col, c_col=args.c_col, loss_col=args.loss_col, k=args.k)
+    runs = load_runs(args.runs, **_columns(args))
     result = backtest(runs, holdout=args.holdout, law=args.law, priors=priors, **_sampling_options(args))
     hist = result.pit_histogram
     if args.format == "json":
@@ -551,9 +617,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     else:
         if len(args.runs) != 1:
             raise BayescaleError(f"give one runs file (got {len(args.runs)}), or fit files (.nc) of different laws")
-        runs = load_runs(
-            args.runs[0], n_col=args.n_col, d_col=args.d_col, c_col=args.c_col, loss_col=args.loss_col, k=args.k
-        )
+        runs = load_runs(args.runs[0], **_columns(args))
         laws = [name for name in args.laws.split(",") if name.strip()]
         result = compare(
             runs,
@@ -608,7 +672,7 @@ def _cmd_fit_many(args: argparse.Namespace) -> int:
             raise BayescaleError(f"no files match {pattern!r}")
         paths += matches
     first = Path(paths[0])
-    columns = {"n_col": args.n_col, "d_col": args.d_col, "c_col": args.c_col, "loss_col": args.loss_col, "k": args.k}
+    columns = _columns(args)
     if len(paths) == 1 and first.exists() and "runs" in [str(c).strip() for c in read_table(first).columns]:
         specs = read_jobs(first)
     else:

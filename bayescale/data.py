@@ -19,6 +19,8 @@ import pandas as pd
 from bayescale.errors import RunsError
 
 INPUTS = ("N", "D", "C")
+#: Optional inputs some laws use: U, the unique tokens of a run (D / U epochs; U >= D is one epoch).
+EXTRA_INPUTS = ("U",)
 DEFAULT_K = 6.0
 
 #: Column names recognised without a mapping, in order of preference.
@@ -26,6 +28,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "N": ("N", "n", "params", "parameters", "n_params", "Model Size", "model_size"),
     "D": ("D", "tokens", "n_tokens", "Training Tokens", "training_tokens", "data"),
     "C": ("C", "flops", "FLOPs", "compute", "Training FLOP", "training_flops"),
+    "U": ("U", "unique_tokens", "unique", "Unique Tokens"),
     "loss": ("loss", "Loss", "final_loss", "val_loss", "eval_loss"),
 }
 
@@ -98,8 +101,8 @@ class Runs:
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        """The inputs present, among N, D, C."""
-        return tuple(c for c in INPUTS if self.has(c))
+        """The inputs present, among N, D, C and U (unique tokens)."""
+        return tuple(c for c in (*INPUTS, *EXTRA_INPUTS) if self.has(c))
 
     def values(self, name: str) -> np.ndarray:
         """The column ``name`` as a float array."""
@@ -175,6 +178,7 @@ def load_runs(
     c_col: str | None = None,
     loss_col: str | None = None,
     k: float = DEFAULT_K,
+    u_col: str | None = None,
 ) -> Runs:
     """Load and validate a table of training runs.
 
@@ -189,6 +193,9 @@ def load_runs(
     k : float, default 6
         FLOPs per parameter per token in ``C = k N D``; with two of N, D, C the third is
         derived with it.
+    u_col : str, optional
+        Column of unique tokens U (recognised without it: ``U``, ``unique_tokens``); a run
+        with D > U repeats its data D / U times (the data-constrained law). Optional.
 
     Returns
     -------
@@ -210,9 +217,9 @@ def load_runs(
     df.columns = [str(c).strip() for c in df.columns]
     if len(df) == 0:
         raise RunsError(f"{where} has no runs (header only); it needs one row per run")
-    given = {"N": n_col, "D": d_col, "C": c_col, "loss": loss_col}
-    options = {"N": "--n-col", "D": "--d-col", "C": "--c-col", "loss": "--loss-col"}
-    picked = {n: _pick_column(df, n, given[n], where, options[n]) for n in (*INPUTS, "loss")}
+    given = {"N": n_col, "D": d_col, "C": c_col, "U": u_col, "loss": loss_col}
+    options = {"N": "--n-col", "D": "--d-col", "C": "--c-col", "U": "--u-col", "loss": "--loss-col"}
+    picked = {n: _pick_column(df, n, given[n], where, options[n]) for n in (*INPUTS, *EXTRA_INPUTS, "loss")}
     table = pd.DataFrame(index=range(len(df)))
     for name, col in picked.items():
         if col is None:
@@ -249,7 +256,7 @@ def load_runs(
             f"{where}: every loss is above {PERPLEXITY_THRESHOLD:g} (smallest {loss.min():g}); these look "
             "like perplexities. bayescale needs loss in nats per token: use log(perplexity)"
         )
-    ordered = [c for c in (*INPUTS, "loss") if c in table]
+    ordered = [c for c in (*INPUTS, *EXTRA_INPUTS, "loss") if c in table]
     return Runs(
         table=table[ordered].reset_index(drop=True),
         k=float(k),

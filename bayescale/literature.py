@@ -36,7 +36,8 @@ from bayescale.priors import Prior
 #: Prior sets a fit can use.
 PRIOR_SETS = ("auto", "weak", "literature")
 #: Laws with a literature prior.
-LAWS_WITH_LITERATURE = ("chinchilla",)
+#: (The data-constrained law's E, alpha, beta and sigma are Chinchilla's, on effective N and D.)
+LAWS_WITH_LITERATURE = ("chinchilla", "data-constrained")
 #: Gauss-Hermite nodes for the moments of sigmoid(Normal).
 _GH = np.polynomial.hermite_e.hermegauss(64)
 

@@ -13,7 +13,9 @@ headless (Agg) and in scripts; save one with ``fig.savefig("loss.png", dpi=150)`
 - :func:`plot_comparison` -- elpd (LOO and leave-future-out) with standard errors, and weights;
 - :func:`plot_backtest` -- predicted vs actual held-out loss with intervals, and the PIT histogram;
 - :func:`plot_residuals` -- residuals against fitted loss and against compute;
-- :func:`plot_groups` -- a pooled fit's groups with bands, and the difference of two from joint draws.
+- :func:`plot_groups` -- a pooled fit's groups with bands, and the difference of two from joint draws;
+- :func:`plot_task` -- a task fit's metric against compute with bands, the runs and chance;
+- :func:`plot_epochs` -- a data-constrained fit's loss against epochs, repeated against fresh data.
 """
 
 from __future__ import annotations
@@ -631,4 +633,48 @@ def plot_task(
         title += f"\n({NO_SIGNAL})"
     ax.set(xscale="log", xlabel="compute C (FLOPs)", ylabel=metric, title=title, ylim=(0, 1))
     ax.legend(fontsize=7)
+    return fig
+
+
+def plot_epochs(
+    fit: ScalingFit,
+    N: float | None = None,
+    unique_tokens: float | None = None,
+    max_epochs: float | None = None,
+    interval: float = 0.9,
+) -> Figure:
+    """A data-constrained fit: loss against epochs of ``unique_tokens`` at model size ``N``, with bands.
+
+    Two bands of a new run's loss over D = epochs x U: with the data repeated (the law's
+    effective data), and with the same D of fresh data (U = D) -- the gap is what repetition
+    costs. The runs of that (N, U) are drawn at their epochs. By default the (N, U) with the
+    most runs, out to twice their largest epoch count (at least 100 epochs).
+    """
+    if "U" not in fit.law.inputs:
+        raise PlotError(f"law {fit.law.name} has no unique tokens; fit --law data-constrained to plot epochs")
+    runs = fit.runs
+    table = runs.table
+    if N is None or unique_tokens is None:
+        counts = table.groupby(["N", "U"]).size()
+        N_, U_ = counts.idxmax()
+        N = float(N_ if N is None else N)
+        unique_tokens = float(U_ if unique_tokens is None else unique_tokens)
+    same = np.isclose(table["N"], N, rtol=1e-3) & np.isclose(table["U"], unique_tokens, rtol=1e-3)
+    epochs_runs = (table["D"] / table["U"])[same].to_numpy()
+    top = max_epochs or max(100.0, 2.0 * float(epochs_runs.max()) if epochs_runs.size else 100.0)
+    epochs = np.geomspace(1.0, top, 60)
+    D = epochs * unique_tokens
+    repeated = fit.predict(N=np.full_like(D, N), D=D, U=np.full_like(D, unique_tokens), interval=interval)
+    fresh = fit.predict(N=np.full_like(D, N), D=D, interval=interval)
+    fig, axes = _figure(1, 1, size=(6.4, 4.2))
+    ax = axes[0, 0]
+    curves = ((fresh, "0.55", "fresh data (U = D)"), (repeated, _BAND, f"U = {unique_tokens:.3g} repeated"))
+    for band, color, label in curves:
+        ax.fill_between(epochs, band["lower"], band["upper"], color=color, alpha=_band_alpha(interval), lw=0)
+        ax.plot(epochs, band["median"], color=color, lw=2, label=f"{label}: median, {interval:.0%} band")
+    label = f"runs at this N and U ({same.sum()})"
+    ax.scatter(epochs_runs, table["loss"][same], s=16, color=_RUNS, zorder=3, label=label)
+    ax.set(xscale="log", yscale="log", xlabel=f"epochs (D / U), U = {unique_tokens:.3g} tokens",
+           ylabel="final loss (nats/token)", title=f"{fit.law.name}: N = {N:.3g}, loss against epochs")  # fmt: skip
+    ax.legend(fontsize=8)
     return fig

@@ -29,13 +29,19 @@ DTYPE = np.float32
 WORKERS = min(4, os.cpu_count() or 1)
 
 
-def complete_inputs(law: Law, k: float, N: object = None, D: object = None, C: object = None) -> dict[str, np.ndarray]:
+def complete_inputs(
+    law: Law, k: float, N: object = None, D: object = None, C: object = None, U: object = None
+) -> dict[str, np.ndarray]:
     """Validate points and derive the third of N, D, C from the other two.
+
+    ``U`` (unique tokens) is kept for laws that use it (the data-constrained law); for such a
+    law a point without U has fresh data (U = D: one epoch), and a law without U ignores it.
 
     Returns
     -------
     dict
-        Arrays ``N``, ``D``, ``C`` of one length (NaN where not derivable).
+        Arrays ``N``, ``D``, ``C`` of one length (NaN where not derivable), and ``U`` for a law
+        of unique tokens.
 
     Raises
     ------
@@ -43,7 +49,7 @@ def complete_inputs(law: Law, k: float, N: object = None, D: object = None, C: o
         For non-positive or non-finite values, mismatched lengths, or missing inputs.
     """
     given = {}
-    for name, value in (("N", N), ("D", D), ("C", C)):
+    for name, value in (("N", N), ("D", D), ("C", C), ("U", U)):
         if value is None:
             continue
         try:
@@ -60,11 +66,12 @@ def complete_inputs(law: Law, k: float, N: object = None, D: object = None, C: o
             i = int(np.argmax(arr <= 0))
             raise PredictionError(f"{name} must be positive; position {i} is {arr[i]:g}")
         given[name] = arr
-    if not given:
+    if not set(given) - {"U"}:
         raise PredictionError(f"give the points to predict: law {law.name} needs {' and '.join(law.inputs)}")
     sizes = {len(a) for a in given.values()}
     if len(sizes) > 1:
-        raise PredictionError(f"N, D and C must have the same length, got { ({k: len(v) for k, v in given.items()}) }")
+        lengths = {k: len(v) for k, v in given.items()}
+        raise PredictionError(f"N, D, C and U must have the same length, got {lengths}")
     n = sizes.pop()
     nan = np.full(n, np.nan)
     N_, D_, C_ = given.get("N"), given.get("D"), given.get("C")
@@ -75,6 +82,8 @@ def complete_inputs(law: Law, k: float, N: object = None, D: object = None, C: o
     if N_ is None and D_ is not None and C_ is not None:
         N_ = C_ / (k * D_)
     out = {"N": N_ if N_ is not None else nan, "D": D_ if D_ is not None else nan, "C": C_ if C_ is not None else nan}
+    if "U" in law.inputs:
+        out["U"] = given["U"] if "U" in given else out["D"]
     missing = [x for x in law.inputs if np.isnan(out[x]).any()]
     if missing:
         raise PredictionError(
@@ -268,7 +277,7 @@ def draws_table(
     for stats in ordered_map(summarise, chunks):
         for name, col in stats.items():
             columns.setdefault(name, []).append(col)
-    table = pd.DataFrame({x: points[x] for x in ("N", "D", "C")})
+    table = pd.DataFrame({x: points[x] for x in ("N", "D", "C", "U") if x in points})
     for name, parts in columns.items():
         table[name] = np.concatenate(parts)
     return table

@@ -81,7 +81,7 @@ class ScalingFit:
     def runs(self) -> Runs:
         """The runs the law was fitted to."""
         ds = self.tree["runs"].to_dataset()
-        table = pd.DataFrame({c: ds[c].to_numpy() for c in ("N", "D", "C", "loss") if c in ds})
+        table = pd.DataFrame({c: ds[c].to_numpy() for c in ("N", "D", "C", "U", "loss") if c in ds})
         return Runs(table=table, k=self.k, source=str(self.tree.attrs.get("source", "")))
 
     def draws(self, name: str) -> np.ndarray:
@@ -169,6 +169,7 @@ class ScalingFit:
         C: object = None,
         interval: float = 0.9,
         *,
+        U: object = None,
         independent: bool = False,
     ) -> pd.DataFrame:
         """Posterior predictive loss of new runs.
@@ -178,6 +179,9 @@ class ScalingFit:
         N, D, C : float or array_like, optional
             Parameters, tokens and FLOPs of the runs to predict; any two give the third
             through ``C = k N D``.
+        U : float or array_like, optional
+            Unique tokens of each run (D / U epochs), for the data-constrained law; without
+            it, such a law predicts fresh data (U = D). Other laws ignore it.
         interval : float, default 0.9
             Probability of the equal-tailed intervals.
         independent : bool, default False
@@ -195,19 +199,21 @@ class ScalingFit:
             away from the runs, and the calibrated band scale (:attr:`band_scale`).
             Noise draws are seeded from the fit's seed: repeated calls agree.
         """
-        points, rng = self._points_and_rng(N, D, C)
+        points, rng = self._points_and_rng(N, D, C, U)
         scale = self._scale_draws(points)
         return predict_table(
             self.law, self._sampled(), self.reference, points, interval, rng, self.discrepancy, scale, independent
         )
 
-    def loss_draws(self, N: object = None, D: object = None, C: object = None, *, expected: bool = False) -> np.ndarray:
+    def loss_draws(
+        self, N: object = None, D: object = None, C: object = None, *, U: object = None, expected: bool = False
+    ) -> np.ndarray:
         """Posterior predictive draws of a new run's loss at the points, shape (draws, points).
 
         The draws :meth:`predict` summarises (law, discrepancy, noise and band scale, common
         random numbers across points); with ``expected``, the law's expected loss instead.
         """
-        points, rng = self._points_and_rng(N, D, C)
+        points, rng = self._points_and_rng(N, D, C, U)
         parts = [
             law if expected else new
             for law, new in log_draws(
@@ -216,17 +222,21 @@ class ScalingFit:
         ]
         return np.exp(np.concatenate(parts, axis=1).astype(float))
 
-    def _points_and_rng(self, N: object, D: object, C: object) -> tuple[dict[str, np.ndarray], np.random.Generator]:
+    def _points_and_rng(
+        self, N: object, D: object, C: object, U: object = None
+    ) -> tuple[dict[str, np.ndarray], np.random.Generator]:
         """Validated points and the noise generator seeded from the fit: predict and pit draw alike."""
-        return complete_inputs(self.law, self.k, N=N, D=D, C=C), np.random.default_rng([self.seed, 1])
+        return complete_inputs(self.law, self.k, N=N, D=D, C=C, U=U), np.random.default_rng([self.seed, 1])
 
-    def pit(self, N: object = None, D: object = None, C: object = None, *, loss: object) -> np.ndarray:
+    def pit(
+        self, N: object = None, D: object = None, C: object = None, *, loss: object, U: object = None
+    ) -> np.ndarray:
         """Probability integral transform of observed losses under the new-run predictive.
 
         The share of predictive draws at or below each observed ``loss``: uniform on (0, 1)
         for calibrated predictions, piled at 0 and 1 for bands that are too narrow.
         """
-        points, rng = self._points_and_rng(N, D, C)
+        points, rng = self._points_and_rng(N, D, C, U)
         log_obs = np.log(np.atleast_1d(np.asarray(loss, dtype=float)))
         parts, start = [], 0
         for _, log_new in log_draws(
@@ -310,6 +320,8 @@ class ScalingFit:
         N: float | None = None,
         loss: float | None = None,
         inference_flops: float = 2.0,
+        unique_tokens: float | None = None,
+        worth: float = 0.5,
     ) -> pd.DataFrame:
         """Compute-optimal allocation with posterior uncertainty.
 
@@ -329,6 +341,14 @@ class ScalingFit:
             The fixed-size question: with both given, returns :meth:`tokens_to_reach`.
         inference_flops : float, default 2
             FLOPs per parameter per inference token.
+        unique_tokens : float, optional
+            Unique tokens available (a data-constrained fit): the allocation under that
+            budget, :func:`bayescale.data_budget.constrained_table` -- the loss-minimising N
+            and D with their epochs, the loss lost against unlimited data, and the epochs
+            worth running.
+        worth : float, default 0.5
+            With ``unique_tokens``: the share of the first epoch's value below which another
+            epoch is not worth running (``epochs_worth``).
 
         Returns
         -------
@@ -344,6 +364,21 @@ class ScalingFit:
             if N is None or loss is None:
                 raise al.AllocationError("the fixed-size question needs both N and loss")
             return self.tokens_to_reach(N=N, loss=loss, interval=interval)
+        if unique_tokens is not None:
+            from bayescale.data_budget import constrained_table
+
+            if inference_tokens is not None:
+                raise al.AllocationError("give either unique tokens or inference tokens, not both")
+            return constrained_table(
+                self.law,
+                self._all_draws(),
+                self.reference,
+                self.k,
+                self.reference_budget if compute is None else compute,
+                unique_tokens,
+                check_interval(interval),
+                worth,
+            )
         return al.optimal_table(
             self.law,
             self._all_draws(),

@@ -84,6 +84,12 @@ def prepare(
 ):
     runs = _as_runs(runs)
     law = default_law(runs) if law is None else get_law(law)
+    if runs.has("U") and "U" not in law.inputs:
+        log.warning(
+            "the runs give unique tokens U but law %s ignores them%s; fit --law data-constrained to use them",
+            law.name,
+            " (some runs repeat data)" if (runs.has("D") and (runs.values("D") > runs.values("U")).any()) else "",
+        )
     resolved = resolve_priors(law, runs, priors, prior_set)
     check_identifiable(law, runs, resolved)
     return runs, law, resolved
@@ -424,7 +430,7 @@ def fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping[
     medians, starts = zip(*ordered_map(per_run, slices), strict=True)
     residuals = log_loss - np.concatenate(medians)
     start = np.concatenate(starts)
-    domain = discrepancy.Domain.of_runs(runs, law.inputs)
+    domain = discrepancy.Domain.of_runs(runs, law.discrepancy_inputs)
     X = domain.log_inputs(runs.table)
     priors = discrepancy.default_priors()
     nu = float(np.median(sampled["nu"]))
@@ -438,7 +444,7 @@ def fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping[
         int(np.sum(weights < 0.5)),
         weights.size,
     )
-    log.info("fitting the model discrepancy (GP on the law's residuals over log %s)", ", log ".join(law.inputs))
+    log.info("fitting the model discrepancy (GP on the law's residuals over log %s)", ", log ".join(domain.inputs))
     shape = (int(settings["chains"]), int(settings["draws"]))
     flat, imp = discrepancy.sample_hyperparameters(
         residuals,

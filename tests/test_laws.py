@@ -9,7 +9,7 @@ import pytest
 
 from bayescale.datasets import load_demo
 from bayescale.errors import LawError, RunsError
-from bayescale.laws import LAWS, chinchilla, default_law, get_law, kaplan, power
+from bayescale.laws import LAWS, chinchilla, data_constrained, default_law, get_law, kaplan, power
 
 RNG = np.random.default_rng(0)
 N = np.exp(RNG.uniform(np.log(1e7), np.log(1e11), 50))
@@ -22,8 +22,11 @@ SAMPLED = {
     "power:C": {"E": 1.7, "gamma": 0.15, "log_T_ref": 0.2},
     "power:N": {"E": 0.0, "gamma": 0.076, "log_T_ref": 1.0},
     "power:D": {"E": 1.5, "gamma": 0.3, "log_T_ref": -0.5},
-}
-LOGX = {"N": np.log(N), "D": np.log(D), "C": np.log(C)}
+    "data-constrained": {"E": 1.8, "alpha": 0.34, "beta": 0.36, "log_A_ref": -0.9, "log_B_ref": -1.0,
+                         "R_D_star": 15.0, "R_N_star": 5.0},
+}  # fmt: skip
+U = D / np.exp(RNG.uniform(np.log(0.5), np.log(2000), 50))  # from fresh data to 2,000 epochs
+LOGX = {"N": np.log(N), "D": np.log(D), "C": np.log(C), "U": np.log(U)}
 
 
 @pytest.mark.parametrize("name", LAWS)
@@ -49,6 +52,8 @@ def test_centred_form_equals_physical_formula(name):
         physical = chinchilla.loss(N, D, **nat)
     elif name == "kaplan":
         physical = kaplan.loss(N, D, **nat)
+    elif name == "data-constrained":
+        physical = data_constrained.loss(N, D, U, **nat)
     else:
         x = law.inputs[0]
         physical = power.loss({"N": N, "D": D, "C": C}[x], E=nat["E"], X_c=nat[f"{x}_c"], gamma=nat["gamma"])

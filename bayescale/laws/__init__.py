@@ -10,11 +10,12 @@ from bayescale.data import Runs
 from bayescale.errors import LawError
 from bayescale.laws._base import Law
 from bayescale.laws.chinchilla import Chinchilla
+from bayescale.laws.data_constrained import DataConstrained
 from bayescale.laws.kaplan import Kaplan
 from bayescale.laws.power import Power
 
 #: Law names accepted by :func:`get_law` (``power`` means ``power:C``).
-LAWS = ("chinchilla", "kaplan", "power:C", "power:N", "power:D")
+LAWS = ("chinchilla", "kaplan", "data-constrained", "power:C", "power:N", "power:D")
 
 
 def get_law(name: str | Law) -> Law:
@@ -26,6 +27,8 @@ def get_law(name: str | Law) -> Law:
         return Chinchilla()
     if key == "kaplan":
         return Kaplan()
+    if key in ("data-constrained", "data_constrained", "muennighoff"):
+        return DataConstrained()
     if key == "power":
         return Power("C")
     if key.startswith("power:"):
@@ -34,7 +37,10 @@ def get_law(name: str | Law) -> Law:
 
 
 def default_law(runs: Runs) -> Law:
-    """Chinchilla when N and D are known, else the power law in C (or the one input there is)."""
+    """Chinchilla when N and D are known (data-constrained when some run repeats data, D > U),
+    else the power law in C (or the one input there is)."""
+    if runs.has("N") and runs.has("D") and runs.has("U") and (runs.values("D") > runs.values("U")).any():
+        return DataConstrained()
     if runs.has("N") and runs.has("D"):
         return Chinchilla()
     if runs.has("C"):
@@ -42,4 +48,4 @@ def default_law(runs: Runs) -> Law:
     return Power(runs.inputs[0])
 
 
-__all__ = ["LAWS", "Chinchilla", "Kaplan", "Law", "Power", "default_law", "get_law"]
+__all__ = ["LAWS", "Chinchilla", "DataConstrained", "Kaplan", "Law", "Power", "default_law", "get_law"]

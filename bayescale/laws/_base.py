@@ -77,6 +77,11 @@ class Law(ABC):
     exponents: tuple[str, ...] = ()
     formula: str
 
+    @property
+    def discrepancy_inputs(self) -> tuple[str, ...]:
+        """The inputs the model discrepancy's GP lives on (by default all of :attr:`inputs`)."""
+        return self.inputs
+
     def reference(self, runs: Runs) -> dict[str, float]:
         """Log reference scales of the centred parametrisation: the mean log of each input."""
         return {x: float(np.mean(runs.log(x))) for x in self.inputs}
