@@ -43,6 +43,8 @@ _LAZY = {
     "fit_many": "bayescale.many",
     "Job": "bayescale.many",
     "write_report": "bayescale.report",
+    "design": "bayescale.next_runs",
+    "Design": "bayescale.next_runs",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -280,6 +280,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("html", "md"), default=None, help="default: from the file name (.md or .html)")
     p.add_argument("--title", help="report title")
 
+    p = sub.add_parser("design", help="which runs next: candidates ranked by how much they narrow a target's band")
+    p.add_argument("fit", help="a fit file written by bayescale fit")
+    p.add_argument("--target", required=True, type=_target, metavar="N,D", help="the run the decision is about")
+    p.add_argument(
+        "--goal",
+        choices=("loss", "optimal"),
+        default="loss",
+        help="loss: the target's expected loss (default); optimal: the compute-optimal N at its budget",
+    )
+    p.add_argument("--candidates", help="CSV of candidate runs (N and D, or C with one of them)")
+    p.add_argument("--max-compute", type=_number, help="without --candidates: a grid of candidates below this FLOPs")
+    p.add_argument("--budget", type=_number, help="total FLOPs of the batch (default: --picks runs, no cap)")
+    p.add_argument("--picks", type=_positive_int, help="most runs in the batch (default 5 without --budget)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the simulated outcomes (default: the fit's)")
+    p.add_argument("--plot", metavar="PNG", help="also draw the candidates, the batch and the runs to this file")
+    p.add_argument("--format", choices=FORMATS, default="table")
+
     p = sub.add_parser("fit-many", help="fit many run files (or a JOBS.csv) at once, one process per core")
     p.add_argument(
         "inputs", nargs="+", help="run files or glob patterns, or one JOBS.csv with columns runs[,law,seed,out]"
@@ -734,6 +751,51 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_design(args: argparse.Namespace) -> int:
+    from bayescale.loading import load
+    from bayescale.next_runs import DesignError, design
+    from bayescale.result import ScalingFit
+
+    if (args.candidates is None) == (args.max_compute is None):
+        raise DesignError("give either --candidates FILE or --max-compute C (a grid below it), not both or neither")
+    result = load(args.fit)
+    if not isinstance(result, ScalingFit):
+        raise DesignError(
+            f"'{args.fit}' is not a single fit of the loss; design needs one (bayescale fit RUNS --out FIT)"
+        )
+    candidates = _load_points(args.candidates) if args.candidates else None
+    if args.plot and not Path(args.plot).parent.exists() and str(Path(args.plot).parent):
+        raise BayescaleError(f"cannot write --plot {args.plot}: folder '{Path(args.plot).parent}' does not exist")
+    found = design(
+        result,
+        args.target,
+        goal=args.goal,
+        candidates=candidates,
+        max_compute=args.max_compute,
+        budget=args.budget,
+        picks=args.picks,
+        seed=args.seed,
+    )
+    log.info(
+        "goal (%s) sd now %.4g; after the batch of %d runs (%.3g FLOPs): %.4g expected",
+        "log loss at the target" if args.goal == "loss" else "log N_opt at the target's budget",
+        found.sd_before,
+        len(found.batch),
+        float(found.batch["cumulative_C"].iloc[-1]) if len(found.batch) else 0.0,
+        found.sd_after,
+    )
+    if args.plot:
+        from bayescale.plots import plot_design
+
+        plot_design(found).savefig(args.plot, dpi=120)
+        log.info("figure written to %s", args.plot)
+    table = found.candidates
+    if args.format == "table":
+        table = table.head(max(20, len(found.batch)))
+    sys.stdout.write(render(table, args.format))
+    return 0
+
+
 COMMANDS = {
     "fit": _cmd_fit,
     "fit-task": _cmd_fit_task,
@@ -745,6 +807,7 @@ COMMANDS = {
     "compare": _cmd_compare,
     "report": _cmd_report,
     "fit-many": _cmd_fit_many,
+    "design": _cmd_design,
     "demo": _cmd_demo,
 }
 

@@ -678,3 +678,30 @@ def plot_epochs(
            ylabel="final loss (nats/token)", title=f"{fit.law.name}: N = {N:.3g}, loss against epochs")  # fmt: skip
     ax.legend(fontsize=8)
     return fig
+
+
+def plot_design(found: object) -> Figure:
+    """A design (:mod:`bayescale.next_runs`): the candidates on the (N, D) plane coloured by expected
+    reduction of the goal's variance per FLOP, the chosen batch numbered, the runs and the target."""
+    import matplotlib.colors as mcolors
+
+    table = found.candidates
+    fig, axes = _figure(1, 1, size=(6.4, 4.8))
+    ax = axes[0, 0]
+    value = np.maximum(table["reduction_per_flop"].to_numpy(), np.finfo(float).tiny)
+    norm = mcolors.LogNorm(vmin=max(value.min(), value.max() * 1e-6), vmax=value.max())
+    dots = ax.scatter(table["N"], table["D"], c=value, norm=norm, cmap="viridis", s=18, label="candidates")
+    fig.colorbar(dots, ax=ax, label="variance reduction per FLOP")
+    runs = found.runs
+    if runs.has("N") and runs.has("D"):
+        ax.scatter(runs.values("N"), runs.values("D"), marker="x", color=_RUNS, s=20, label=f"runs ({len(runs)})")
+    batch = found.batch
+    ax.scatter(batch["N"], batch["D"], facecolors="none", edgecolors=_TARGET, s=120, lw=1.5, label="batch")
+    for row in batch.itertuples():
+        ax.annotate(str(row.pick), (row.N, row.D), xytext=(5, 5), textcoords="offset points", color=_TARGET)
+    ax.scatter([found.target[0]], [found.target[1]], marker="*", color=_TARGET, s=160, label="target")
+    goal = "loss at the target" if found.goal == "loss" else "compute-optimal N at the target's budget"
+    ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel="tokens D",
+           title=f"Next runs for the {goal}: sd {found.sd_before:.3g} -> {found.sd_after:.3g}")  # fmt: skip
+    ax.legend(fontsize=7, loc="upper left")
+    return fig

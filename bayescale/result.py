@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from bayescale.stats import check_interval, interval_stats
 if TYPE_CHECKING:
     from bayescale.calibration import PointScales
     from bayescale.discrepancy import Fitted
+    from bayescale.next_runs import Design
 
 SUMMARY_COLUMNS = [
     "parameter",
@@ -390,6 +391,13 @@ class ScalingFit:
             target_loss,
             inference_flops,
         )
+
+    def design(self, target: tuple[float, float], **kwargs: Any) -> Design:
+        """Which runs next: candidates ranked by how much they narrow the goal's band at ``target``
+        per FLOP, and a greedy batch; see :func:`bayescale.next_runs.design` for the options."""
+        from bayescale.next_runs import design
+
+        return design(self, target, **kwargs)
 
     def tokens_to_reach(self, N: object, loss: float, interval: float = 0.9) -> pd.DataFrame:
         """Tokens a model of N parameters needs to reach an expected ``loss``, with its band.
