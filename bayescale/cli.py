@@ -293,6 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-compute", type=_number, help="without --candidates: a grid of candidates below this FLOPs")
     p.add_argument("--budget", type=_number, help="total FLOPs of the batch (default: --picks runs, no cap)")
     p.add_argument("--picks", type=_positive_int, help="most runs in the batch (default 5 without --budget)")
+    p.add_argument(
+        "--method",
+        choices=("linear", "reweight"),
+        default="linear",
+        help="linear-Gaussian update (default) or simulated outcomes re-weighting the draws",
+    )
     p.add_argument("--seed", type=int, default=None, help="seed of the simulated outcomes (default: the fit's)")
     p.add_argument("--plot", metavar="PNG", help="also draw the candidates, the batch and the runs to this file")
     p.add_argument("--format", choices=FORMATS, default="table")
@@ -774,6 +780,7 @@ def _cmd_design(args: argparse.Namespace) -> int:
         max_compute=args.max_compute,
         budget=args.budget,
         picks=args.picks,
+        method=args.method,
         seed=args.seed,
     )
     log.info(

@@ -2,21 +2,26 @@
 
 A preposterior analysis on the fit's draws (Chaloner and Verdinelli 1995). The *goal* is a
 quantity per posterior draw: the law's expected log loss at a target run (``loss``), or the log
-compute-optimal model size at the target's budget (``optimal``). For a candidate run, outcomes
-are simulated from the posterior predictive (a draw of the parameters, the law's loss at the
-candidate, the fit's Student-t noise); each simulated outcome re-weights every posterior draw by
-its likelihood, which gives the goal's variance had that outcome been observed; the mean over
-outcomes is the expected variance after the run. A candidate is worth the expected reduction,
-per FLOP it costs (C = k N D).
+compute-optimal model size at the target's budget (``optimal``). A candidate is worth the
+expected reduction of the goal's variance once its outcome is observed, per FLOP it costs
+(C = k N D). Two ways to compute the expected variance after a batch, from the same draws:
 
-A batch is chosen greedily within a compute budget: each pick is the candidate with the largest
-reduction per FLOP *given the previous picks* -- outcomes of the batch are simulated jointly (one
-parameter draw for all of them, independent noise) and their likelihoods multiply.
+- ``linear`` (default): the linear-Gaussian (Bayes linear) update -- the draws' covariances of
+  the candidates' log loss with each other and with the goal, and the run noise, give the variance
+  after conditioning in closed form; exact for a Gaussian posterior, deterministic, any batch size;
+- ``reweight``: outcomes simulated from the posterior predictive (a draw of the parameters, the
+  law's loss at the candidate, the fit's Student-t noise) re-weight every draw by their likelihood;
+  the mean over outcomes of the goal's weighted variance. Faithful to non-linearity and heavy tails,
+  but in batches of many runs the weights fall on a few draws and the variance is understated.
+
+A batch is chosen greedily within a compute budget, each pick conditioned on the previous ones:
+once by reduction per FLOP, once by reduction alone (which can afford one large run the per-FLOP
+rule never reaches), keeping the batch with the lower expected variance (the budgeted greedy of
+Leskovec et al. 2007).
 
 What the variance covers: the law's parameters (what more runs can teach). Observation noise
 and the model discrepancy are not reduced by a run at another point and are left out of the
-goal. Re-weighting stands in for a re-fit: exact as the number of draws grows, and checked against
-real re-fits in ``tests/test_slow_design.py``.
+goal. Both methods stand in for re-fits; ``tests/test_slow_design.py`` checks them against real ones.
 """
 
 from __future__ import annotations
@@ -70,8 +75,8 @@ class Design:
         The target run (N, D).
     sd_before : float
         The goal's posterior sd now.
-    runs : Runs
-        The fit's runs (for figures).
+
+    The fit's runs ride along in ``ladder``, for figures.
     """
 
     candidates: pd.DataFrame
@@ -79,7 +84,7 @@ class Design:
     goal: str
     target: tuple[float, float]
     sd_before: float
-    runs: Runs
+    ladder: Runs
 
     @property
     def sd_after(self) -> float:
@@ -139,6 +144,7 @@ def design(
     max_compute: float | None = None,
     budget: float | None = None,
     picks: int | None = None,
+    method: str = "linear",
     outcomes: int = OUTCOMES,
     draws: int = DESIGN_DRAWS,
     seed: int | None = None,
@@ -163,10 +169,15 @@ def design(
         Total FLOPs of the batch; default: no cap, ``picks`` runs.
     picks : int, optional
         Most runs in the batch (default 5 without a budget, else as many as the budget allows).
+    method : {"linear", "reweight"}, default "linear"
+        How the goal's variance after a batch is predicted from the draws: the linear-Gaussian
+        update (:class:`_Linear`: exact for Gaussian posteriors, any batch size) or simulated
+        outcomes re-weighting the draws (:class:`_Reweight`: non-linear, heavy tails, but its
+        weights degenerate in large batches).
     outcomes, draws : int
-        Simulated outcomes per candidate and posterior draws used.
+        Simulated outcomes per candidate (``reweight``) and posterior draws used.
     seed : int, optional
-        Seed of the simulation (default: the fit's).
+        Seed of the simulation (``reweight``; default: the fit's).
 
     Returns
     -------
@@ -208,7 +219,6 @@ def design(
         raise DesignError(f"picks must be at least 1, got {picks}")
     max_picks = picks if picks is not None else (len(table) if budget is not None else DEFAULT_PICKS)
 
-    rng = np.random.default_rng([fit.seed if seed is None else seed, 7])
     total = len(fit.draws("sigma"))
     index = np.unique(np.linspace(0, total - 1, min(draws, total)).round().astype(int))
     g = goal_draws(fit, goal, (N_t, D_t), index)
@@ -217,48 +227,37 @@ def design(
     mu = law_log_loss(fit.law, sampled, fit.reference, points)  # (S, n)
     sigma, nu = np.asarray(sampled["sigma"], dtype=float), np.asarray(sampled["nu"], dtype=float)
     S, n = mu.shape
-    log.info("design: %d candidates x %d simulated outcomes x %d posterior draws (goal: %s)", n, outcomes, S, goal)
-    # simulated outcomes: one parameter draw per simulation (shared by every candidate of a batch),
-    # independent noise per candidate; the same numbers at every greedy step
-    j = rng.integers(S, size=outcomes)
-    t = stdtrit(nu[j][:, None], rng.uniform(size=(outcomes, n)))
-    y = mu[j, :] + sigma[j][:, None] * t  # (M, n)
-    loglik = np.empty((n, outcomes, S), dtype=np.float32)
-    for c in range(n):
-        loglik[c] = student_t_logpdf(y[:, c][:, None], nu[None, :], mu[None, :, c], sigma[None, :])
-
-    base = np.zeros((outcomes, S))
+    if method == "linear":
+        log.info("design: %d candidates, %d posterior draws, linear-Gaussian update (goal: %s)", n, S, goal)
+        engine = _Linear(mu, g, sigma, nu)
+    elif method == "reweight":
+        log.info("design: %d candidates x %d simulated outcomes x %d posterior draws (goal: %s)", n, outcomes, S, goal)
+        rng = np.random.default_rng([fit.seed if seed is None else seed, 7])
+        engine = _Reweight(mu, g, sigma, nu, outcomes, rng)
+    else:
+        raise DesignError(f"unknown method {method!r}; choose 'linear' or 'reweight'")
     variance_now = float(np.var(g))
-    alone = _expected_variance(base, loglik, g)
+    alone = engine.fresh().expected()
     cost = table["C"].to_numpy()
-    chosen: list[int] = []
+    # budgeted greedy: by gain per FLOP, and by gain alone (which can afford one large run the per-FLOP
+    # rule never reaches); the batch with the lower expected variance wins (Leskovec et al. 2007)
+    paths = [_greedy(engine.fresh(), cost, budget, max_picks, per_flop) for per_flop in (True, False)]
+    chosen, variances = min(paths, key=lambda path: path[1][-1] if path[1] else variance_now)
     rows = []
-    current, spent = variance_now, 0.0
-    while len(chosen) < max_picks:
-        expected = alone if not chosen else _expected_variance(base, loglik, g)
-        gain = (current - expected) / cost
-        affordable = np.ones(n, dtype=bool) if budget is None else (spent + cost <= budget * (1 + 1e-9))
-        affordable[chosen] = False
-        if not affordable.any():
-            break
-        c = int(np.argmax(np.where(affordable, gain, -np.inf)))
-        if gain[c] <= 0:  # no affordable run is expected to narrow the band further
-            break
-        chosen.append(c)
+    spent = 0.0
+    for i, (c, v) in enumerate(zip(chosen, variances, strict=True), start=1):
         spent += cost[c]
-        current = float(expected[c])
-        base = base + loglik[c]
-        rows.append({"pick": len(chosen), "N": table["N"].iloc[c], "D": table["D"].iloc[c], "C": cost[c],
-                     "cumulative_C": spent, "sd_after": float(np.sqrt(max(current, 0.0)))})  # fmt: skip
+        rows.append({"pick": i, "N": table["N"].iloc[c], "D": table["D"].iloc[c], "C": cost[c],
+                     "cumulative_C": spent, "sd_after": float(np.sqrt(max(v, 0.0)))})  # fmt: skip
         log.info(
             "design pick %d: N=%.3g D=%.3g (C %.3g, total %.3g): goal sd %.4g -> %.4g",
-            len(chosen),
+            i,
             table["N"].iloc[c],
             table["D"].iloc[c],
             cost[c],
             spent,
             np.sqrt(variance_now),
-            np.sqrt(max(current, 0.0)),
+            np.sqrt(max(v, 0.0)),
         )
     out = table.copy()
     out["sd_after"] = np.sqrt(np.maximum(alone, 0.0))
@@ -273,8 +272,105 @@ def design(
         goal=goal,
         target=(N_t, D_t),
         sd_before=float(np.sqrt(variance_now)),
-        runs=runs,
+        ladder=runs,
     )
+
+
+def _greedy(
+    engine: _Linear | _Reweight, cost: np.ndarray, budget: float | None, max_picks: int, per_flop: bool
+) -> tuple[list[int], list[float]]:
+    """Greedy picks within the budget: each the affordable candidate of largest expected reduction
+    (per FLOP, or not); stops when none is affordable or none narrows the band. Returns the picks and
+    the expected variance after each."""
+    chosen: list[int] = []
+    variances: list[float] = []
+    current, spent = engine.variance, 0.0
+    while len(chosen) < max_picks:
+        expected = engine.expected()
+        gain = current - expected
+        affordable = np.ones(len(cost), dtype=bool) if budget is None else (spent + cost <= budget * (1 + 1e-9))
+        affordable[chosen] = False
+        score = np.where(affordable & (gain > 0), gain / cost if per_flop else gain, -np.inf)
+        c = int(np.argmax(score))
+        if not np.isfinite(score[c]):
+            break
+        chosen.append(c)
+        spent += cost[c]
+        current = float(expected[c])
+        variances.append(current)
+        engine.add(c)
+    return chosen, variances
+
+
+class _Linear:
+    """The linear-Gaussian (Bayes linear) update from the draws: after observing candidates B,
+    Var(g | y_B) = Var(g) - c_B' (F_BB + r I)^-1 c_B, with F the draws' covariance of the candidates'
+    log loss, c their covariance with the goal, and r the noise variance of a run -- the Student-t's
+    Fisher-information equivalent sigma^2 (nu + 3) / (nu + 1), averaged over draws. Exact for a
+    Gaussian posterior and a law linear in its parameters near the draws; no simulation noise, any
+    batch size. Sequential conditioning (a Kalman update per pick) keeps each step O(n^2)."""
+
+    def __init__(self, mu: np.ndarray, g: np.ndarray, sigma: np.ndarray, nu: np.ndarray) -> None:
+        F = mu - mu.mean(axis=0)
+        G = g - g.mean()
+        S = len(g)
+        self._start = (F.T @ F / (S - 1), F.T @ G / (S - 1), float(G @ G / (S - 1)))
+        self.noise = float(np.mean(sigma**2 * (nu + 3) / (nu + 1)))
+        self.fresh()
+
+    def fresh(self) -> _Linear:
+        """Back to the current posterior (no picks)."""
+        cov, cross, variance = self._start
+        self.cov, self.cross, self.variance = cov.copy(), cross.copy(), variance
+        return self
+
+    def expected(self) -> np.ndarray:
+        """Per candidate, the goal's variance after also observing it."""
+        return self.variance - self.cross**2 / (np.diag(self.cov) + self.noise)
+
+    def add(self, c: int) -> None:
+        """Condition on candidate ``c``'s outcome (its variance and covariances shrink)."""
+        denom = self.cov[c, c] + self.noise
+        row, cross_c = self.cov[c, :].copy(), float(self.cross[c])
+        gain = row / denom
+        self.variance = float(self.variance - cross_c**2 / denom)
+        self.cross = self.cross - gain * cross_c
+        self.cov = self.cov - np.outer(gain, row)
+
+
+class _Reweight:
+    """Simulated outcomes re-weight the posterior draws (importance sampling): for each candidate,
+    ``outcomes`` outcomes from the posterior predictive (one parameter draw per simulation, shared by
+    a batch; independent Student-t noise per candidate), each giving the goal's weighted variance.
+    Faithful to non-linear laws and heavy tails for single runs and small batches; with many runs in
+    a batch the weights fall on a few draws and the variance after is understated."""
+
+    def __init__(
+        self, mu: np.ndarray, g: np.ndarray, sigma: np.ndarray, nu: np.ndarray, outcomes: int, rng: np.random.Generator
+    ) -> None:
+        S, n = mu.shape
+        j = rng.integers(S, size=outcomes)
+        y = mu[j, :] + sigma[j][:, None] * stdtrit(nu[j][:, None], rng.uniform(size=(outcomes, n)))  # (M, n)
+        self.loglik = np.empty((n, outcomes, S), dtype=np.float32)
+        for c in range(n):
+            self.loglik[c] = student_t_logpdf(y[:, c][:, None], nu[None, :], mu[None, :, c], sigma[None, :])
+        self.g = np.asarray(g, dtype=float)
+        self.fresh()
+
+    def fresh(self) -> _Reweight:
+        """Back to the current posterior (no picks)."""
+        self.base = np.zeros(self.loglik.shape[1:])
+        self.variance = float(np.var(self.g))
+        return self
+
+    def expected(self) -> np.ndarray:
+        """Per candidate, the mean over simulated outcomes of the goal's variance after also observing it."""
+        return _expected_variance(self.base, self.loglik, self.g)
+
+    def add(self, c: int) -> None:
+        """Condition the simulated outcomes on candidate ``c``'s."""
+        self.base = self.base + self.loglik[c]
+        self.variance = float(_expected_variance(self.base, np.zeros((1, *self.base.shape), np.float32), self.g)[0])
 
 
 def _expected_variance(base: np.ndarray, loglik: np.ndarray, g: np.ndarray) -> np.ndarray:

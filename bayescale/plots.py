@@ -692,7 +692,7 @@ def plot_design(found: object) -> Figure:
     norm = mcolors.LogNorm(vmin=max(value.min(), value.max() * 1e-6), vmax=value.max())
     dots = ax.scatter(table["N"], table["D"], c=value, norm=norm, cmap="viridis", s=18, label="candidates")
     fig.colorbar(dots, ax=ax, label="variance reduction per FLOP")
-    runs = found.runs
+    runs = found.ladder
     if runs.has("N") and runs.has("D"):
         ax.scatter(runs.values("N"), runs.values("D"), marker="x", color=_RUNS, s=20, label=f"runs ({len(runs)})")
     batch = found.batch

@@ -94,6 +94,9 @@ def test_cli_design(real_fit, real_fit_path, tmp_path, capsys):
     table = pd.read_csv(io.StringIO(out.out))
     assert len(table) == 18 and (table["pick"] > 0).sum() == 2
     assert "sd now" in out.err and png.stat().st_size > 1000
+    code = main(["design", str(real_fit_path), "--target", "70B,1.4T", "--candidates", str(path), "--picks", "1",
+                 "--method", "reweight", "--format", "json"])  # fmt: skip
+    assert code == 0 and '"pick"' in capsys.readouterr().out
     bad = tmp_path / "bad.csv"
     bad.write_text("params_m,loss\n1,2\n")
     for args, message in (
