@@ -280,3 +280,16 @@ def test_report_has_a_repeated_data_section(dc_fit, tmp_path):
     text = path.read_text()
     assert "## Repeated data" in text and "R_D* =" in text and "loss_lost_median" in text
     assert "Loss against epochs" in text
+
+
+def test_compare_the_data_constrained_law_with_chinchilla_on_the_same_runs(mock_sampler):
+    """compare fits both laws to the runs with U (Chinchilla ignores U, which is said) and ranks them by LOO."""
+    import warnings
+
+    fast = {"draws": 200, "tune": 50, "discrepancy": False, "calibrate": False, "seed": 3, "retry": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # mocked draws: diagnostics and Pareto k are meaningless
+        result = bs.compare(paper_runs(), ["chinchilla", "data-constrained"], **fast)
+    assert sorted(result.table["law"]) == ["chinchilla", "data-constrained"]
+    assert np.isfinite(result.table["elpd_loo"]).all() and np.isfinite(result.table["elpd_lfo"]).all()
+    assert "U" in result.fits["data-constrained"].runs.inputs
