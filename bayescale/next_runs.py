@@ -19,9 +19,12 @@ once by reduction per FLOP, once by reduction alone (which can afford one large 
 rule never reaches), keeping the batch with the lower expected variance (the budgeted greedy of
 Leskovec et al. 2007).
 
-What the variance covers: the law's parameters (what more runs can teach). Observation noise
-and the model discrepancy are not reduced by a run at another point and are left out of the
-goal. Both methods stand in for re-fits; ``tests/test_slow_design.py`` checks them against real ones.
+What the variance covers: the law's parameters and, for a fit with one, the model discrepancy
+(the law's misfit, a Gaussian process over log N and log D): a run's outcome carries the
+discrepancy at its point and the target's loss the discrepancy there, so runs close together share
+their misfit (a cluster of small runs is worth less than the law alone says) and a run near the
+target also informs the misfit at the target. Observation noise is left out of the goal: no run
+reduces it. Both methods stand in for re-fits; ``tests/test_slow_design.py`` checks them against real ones.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ OUTCOMES = 64
 MAX_GRID = 500
 #: Picks of a batch when no budget bounds it.
 DEFAULT_PICKS = 5
+#: Picks reported one by one on stderr (the rest are in the table).
+LOGGED_PICKS = 10
 
 
 class DesignError(BayescaleError, ValueError):
@@ -226,6 +231,16 @@ def design(
     points = complete_inputs(fit.law, fit.k, N=table["N"].to_numpy(), D=table["D"].to_numpy())
     mu = law_log_loss(fit.law, sampled, fit.reference, points)  # (S, n)
     sigma, nu = np.asarray(sampled["sigma"], dtype=float), np.asarray(sampled["nu"], dtype=float)
+    if fit.discrepancy is not None:
+        # the law's misfit: a run's outcome carries the discrepancy at its point, the target's loss the
+        # discrepancy there; draws of one basis are joint across points, so runs near each other share
+        # their misfit and a run near the target also informs the misfit at the target
+        top_up = np.random.default_rng([fit.seed if seed is None else seed, 11])
+        mu = mu + fit.discrepancy.delta(points, top_up)[index]
+        if goal == "loss":
+            g = g + fit.discrepancy.delta(complete_inputs(fit.law, fit.k, N=N_t, D=D_t), top_up)[index, 0]
+        noise = fit.discrepancy.noise
+        sigma, nu = (np.asarray(noise[k], dtype=float)[index] for k in ("sigma", "nu"))
     S, n = mu.shape
     if method == "linear":
         log.info("design: %d candidates, %d posterior draws, linear-Gaussian update (goal: %s)", n, S, goal)
@@ -236,8 +251,8 @@ def design(
         engine = _Reweight(mu, g, sigma, nu, outcomes, rng)
     else:
         raise DesignError(f"unknown method {method!r}; choose 'linear' or 'reweight'")
-    variance_now = float(np.var(g))
-    alone = engine.fresh().expected()
+    variance_now = engine.fresh().variance
+    alone = engine.expected()
     cost = table["C"].to_numpy()
     # budgeted greedy: by gain per FLOP, and by gain alone (which can afford one large run the per-FLOP
     # rule never reaches); the batch with the lower expected variance wins (Leskovec et al. 2007)
@@ -249,7 +264,8 @@ def design(
         spent += cost[c]
         rows.append({"pick": i, "N": table["N"].iloc[c], "D": table["D"].iloc[c], "C": cost[c],
                      "cumulative_C": spent, "sd_after": float(np.sqrt(max(v, 0.0)))})  # fmt: skip
-        log.info(
+        log.log(
+            logging.INFO if i <= LOGGED_PICKS else logging.DEBUG,
             "design pick %d: N=%.3g D=%.3g (C %.3g, total %.3g): goal sd %.4g -> %.4g",
             i,
             table["N"].iloc[c],
@@ -314,7 +330,7 @@ class _Linear:
         F = mu - mu.mean(axis=0)
         G = g - g.mean()
         S = len(g)
-        self._start = (F.T @ F / (S - 1), F.T @ G / (S - 1), float(G @ G / (S - 1)))
+        self._start = (F.T @ F / S, F.T @ G / S, float(G @ G / S))  # moments of the draws (as np.var)
         self.noise = float(np.mean(sigma**2 * (nu + 3) / (nu + 1)))
         self.fresh()
 
