@@ -101,6 +101,15 @@ def minimise(
     return (a + b) / 2, at_edge
 
 
+def isoflop_range(log_ck: float, compute: float) -> tuple[float, float]:
+    """The range of log N searched on the isoFLOP line log N + log D = ``log_ck`` (N and D in range)."""
+    lo = max(LOG_N_RANGE[0], log_ck - LOG_D_RANGE[1])
+    hi = min(LOG_N_RANGE[1], log_ck - LOG_D_RANGE[0])
+    if hi <= lo:
+        raise AllocationError(f"compute {compute:g} FLOPs is outside any sensible model size and token count")
+    return lo, hi
+
+
 def isoflop_optimum(
     law: Law, draws: Draws, ref: Mapping[str, float], k: float, compute: float, closed_form: bool = True
 ) -> dict[str, np.ndarray]:
@@ -135,10 +144,7 @@ def isoflop_optimum(
         log_N, log_D = (np.broadcast_to(v, (size,)).astype(float) for v in solved)
         at_edge = np.zeros(size, dtype=bool)
     else:
-        lo = max(LOG_N_RANGE[0], log_ck - LOG_D_RANGE[1])
-        hi = min(LOG_N_RANGE[1], log_ck - LOG_D_RANGE[0])
-        if hi <= lo:
-            raise AllocationError(f"compute {compute:g} FLOPs is outside any sensible model size and token count")
+        lo, hi = isoflop_range(log_ck, compute)
         log_N, at_edge = minimise(
             lambda x: log_loss_at(law, draws, ref, x, log_ck - x), np.full(size, lo), np.full(size, hi)
         )

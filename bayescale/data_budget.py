@@ -17,12 +17,11 @@ import numpy as np
 import pandas as pd
 
 from bayescale.allocation import (
-    LOG_D_RANGE,
-    LOG_N_RANGE,
     AllocationError,
     check_budgets,
     check_sensible,
     isoflop_optimum,
+    isoflop_range,
     minimise,
 )
 from bayescale.laws import Law
@@ -92,10 +91,7 @@ def constrained_optimum(
     U = float(check_budgets(unique_tokens, "unique tokens")[0])
     log_ck, log_U = float(np.log(compute / k)), float(np.log(U))
     size = len(draws["alpha"])
-    lo = max(LOG_N_RANGE[0], log_ck - LOG_D_RANGE[1])
-    hi = min(LOG_N_RANGE[1], log_ck - LOG_D_RANGE[0])
-    if hi <= lo:
-        raise AllocationError(f"compute {compute:g} FLOPs is outside any sensible model size and token count")
+    lo, hi = isoflop_range(log_ck, compute)
     p = as_columns(draws)
 
     def log_loss(log_N: np.ndarray) -> np.ndarray:

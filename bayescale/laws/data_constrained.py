@@ -35,7 +35,7 @@ import numpy as np
 
 from bayescale.data import Runs
 from bayescale.errors import LawError
-from bayescale.laws._base import Array, amplitude_prior, exponent_prior, irreducible_prior, log_E, log_sum_exp
+from bayescale.laws._base import Array, exponent_prior, log_E, log_sum_exp
 from bayescale.laws.chinchilla import Chinchilla
 from bayescale.priors import Prior
 
@@ -126,17 +126,9 @@ class DataConstrained(Chinchilla):
         super().check_runs(runs)
 
     def default_priors(self, runs: Runs) -> dict[str, Prior]:
+        """Chinchilla's, and R_D*, R_N* LogNormal around :data:`R_STAR_MEDIAN`."""
         star = exponent_prior(R_STAR_MEDIAN, R_STAR_SPREAD)
-        amp = amplitude_prior(runs)
-        return {
-            "E": irreducible_prior(runs),
-            "alpha": exponent_prior(0.3, 0.6),
-            "beta": exponent_prior(0.3, 0.6),
-            "log_A_ref": amp,
-            "log_B_ref": amp,
-            "R_D_star": star,
-            "R_N_star": star,
-        }
+        return {**super().default_priors(runs), "R_D_star": star, "R_N_star": star}
 
     def effective(
         self, p: Mapping[str, Array], logx: Mapping[str, Array], ref: Mapping[str, float], xp: Any
