@@ -76,6 +76,16 @@ def _as_runs(runs: Runs | pd.DataFrame | str | Path) -> Runs:
     return runs if isinstance(runs, Runs) else load_runs(runs)
 
 
+def warn_unused_unique_tokens(runs: Runs, law: Law) -> None:
+    """Say on stderr (once per fit, from :func:`bayescale.pipeline.fit`) when the runs give U and the law ignores it."""
+    if runs.has("U") and "U" not in law.inputs:
+        log.warning(
+            "the runs give unique tokens U but law %s ignores them%s; fit --law data-constrained to use them",
+            law.name,
+            " (some runs repeat data)" if (runs.has("D") and (runs.values("D") > runs.values("U")).any()) else "",
+        )
+
+
 def prepare(
     runs: Runs | pd.DataFrame | str | Path,
     law: str | Law | None,
@@ -84,12 +94,6 @@ def prepare(
 ):
     runs = _as_runs(runs)
     law = default_law(runs) if law is None else get_law(law)
-    if runs.has("U") and "U" not in law.inputs:
-        log.warning(
-            "the runs give unique tokens U but law %s ignores them%s; fit --law data-constrained to use them",
-            law.name,
-            " (some runs repeat data)" if (runs.has("D") and (runs.values("D") > runs.values("U")).any()) else "",
-        )
     resolved = resolve_priors(law, runs, priors, prior_set)
     check_identifiable(law, runs, resolved)
     return runs, law, resolved

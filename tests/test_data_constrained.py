@@ -154,17 +154,22 @@ def test_cli_bad_unique_tokens_exit_2_with_one_line(runs_csv, tmp_path, capsys):
         assert not (tmp_path / "f.nc").exists()
 
 
-def test_a_law_that_ignores_given_unique_tokens_warns(caplog):
-    from bayescale.sampling import prepare
+def test_a_law_that_ignores_given_unique_tokens_warns_once(mock_sampler, caplog):
+    """Once per fit: the calibration re-fit, which runs the stages again, does not repeat it."""
+    import warnings
 
-    runs = bs.load_runs(pd.DataFrame({"N": [1e8, 2e8, 4e8], "D": [4e9] * 3, "U": [1e9] * 3, "loss": [3.2, 3.0, 2.9]}))
-    with caplog.at_level(logging.WARNING, logger="bayescale"):
-        prepare(runs, "chinchilla", None)
-    assert "ignores them (some runs repeat data)" in caplog.text
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="bayescale"):
-        prepare(runs, "data-constrained", None)
-    assert caplog.text == ""
+    from bayescale.diagnostics import DiagnosticsWarning
+
+    fast = {"draws": 200, "tune": 50, "seed": 3, "retry": False, "discrepancy": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)  # mocked draws
+        with caplog.at_level(logging.WARNING, logger="bayescale"):
+            bs.fit(paper_runs(), law="chinchilla", **fast)
+        assert caplog.text.count("ignores them (some runs repeat data)") == 1
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="bayescale"):
+            bs.fit(paper_runs(), law="data-constrained", **fast)
+    assert "ignores" not in caplog.text
 
 
 def test_points_take_unique_tokens_for_the_law_that_uses_them():
