@@ -7,12 +7,12 @@ the script prints, per data set and method, the per-target coverage of the 90% b
 over groups of the median relative interval score (as ../shared/tools/eval_tasks.py scores a
 task), the median absolute relative error of the median, the fits that warn, and the wall time.
 
-Each separate fit starts from a freshly compiled model, as its own ``bayescale fit`` process
-would: a compiled model re-used with swapped data gives the same posterior in distribution but
-other chains (measured: Kolmogorov-Smirnov p = 0.07 between the two on one ladder), and on some
-of Porian et al.'s configurations the calibration re-fit's held-out errors -- hence the band
-width -- then differ by a factor of two (owt2_tuned_shortwarmup_const_standardN: band scale 1.12
-fresh, 0.60 after fitting the other configurations first in one process).
+Each separate fit gives the draws its own ``bayescale fit`` process would (a compiled model
+re-used with swapped data starts its chains from the new runs' initial points,
+:mod:`bayescale.compiled`; before that was mended, the chains started from the first runs'
+points, and on some of Porian et al.'s configurations the calibration re-fit's band scale
+depended on what the process had fitted before: owt2_tuned_shortwarmup_const_standardN 1.12
+fresh, 0.60 after the other configurations).
 
 Data sets (../shared/data):
 
@@ -37,7 +37,6 @@ import numpy as np
 import pandas as pd
 
 import bayescale as bs
-from bayescale import compiled
 from bayescale.diagnostics import DiagnosticsWarning
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -117,7 +116,6 @@ def _separate(train: pd.DataFrame, test: pd.DataFrame, seed: int) -> tuple[pd.Da
     start = time.perf_counter()
     scores, warns = [], 0
     for group, truth in test.groupby("family", sort=False):
-        compiled.clear()  # each group as its own `bayescale fit` process fits it (see the module's docstring)
         fit, warned = fit_quietly(train[train["family"] == group][["N", "D", "loss"]], law="chinchilla", seed=seed)
         warns += int(warned)
         pred = fit.predict(N=truth["N"].to_numpy(), D=truth["D"].to_numpy())

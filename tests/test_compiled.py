@@ -51,11 +51,16 @@ def test_structure_ignores_the_data_and_sees_families_and_fixed_values():
 
 
 def test_a_structure_is_compiled_once_then_its_data_swapped(monkeypatch):
+    import dataclasses
+
     import nutpie
 
     builds, swaps = [], []
 
+    @dataclasses.dataclass(frozen=True)
     class Fake:
+        initial_point_func: object = None
+
         def with_data(self, **values):
             swaps.append(values)
             return self
@@ -65,6 +70,7 @@ def test_a_structure_is_compiled_once_then_its_data_swapped(monkeypatch):
         return Fake()
 
     monkeypatch.setattr(nutpie, "compile_pymc_model", fake_compile)
+    monkeypatch.setattr(compiled, "initial_point_function", lambda model, first: "initial points of the new runs")
     compiled.clear()
     law = get_law("chinchilla")
     a, b = _runs(12, 0), _runs(7, 1)
@@ -73,6 +79,8 @@ def test_a_structure_is_compiled_once_then_its_data_swapped(monkeypatch):
     assert len(builds) == 1 and len(swaps) == 1
     np.testing.assert_allclose(swaps[0]["log_loss_observed"], np.log(b.loss))
     assert swaps[0]["log_inputs"].shape == (2, 7)
+    assert compiled.law_model(law, b, resolve_priors(law, b)).initial_point_func == "initial points of the new runs"
+    assert len(builds) == 1
     compiled.law_model(law, a, resolve_priors(law, a, prior_set="weak") | {"alpha": Prior("Normal", mu=0.3, sigma=0.1)})
     assert len(builds) == 2
     compiled.clear()
@@ -94,3 +102,21 @@ def test_numpy_log_likelihood_is_the_models(mock_sampler, demo_runs):
     expected = tree["log_loss"].to_numpy()
     ours = log_likelihood(law, fit.runs, post, priors)["log_loss"].to_numpy()
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_swapped_model_starts_its_chains_where_a_fresh_compile_of_its_runs_would():
+    """The initial points follow the new runs (nutpie's ``with_data`` alone keeps the first runs')."""
+    import nutpie
+
+    law = get_law("chinchilla")
+    a, b = _runs(12, 0), _runs(7, 1)
+    pa, pb = resolve_priors(law, a), resolve_priors(law, b)
+    compiled.clear()
+    compiled.law_model(law, a, pa)  # compiled for a
+    swapped = compiled.law_model(law, b, pb)  # a's build, b's data
+    fresh = nutpie.compile_pymc_model(build_model(law, b, pb))
+    for seed in (0, 7):
+        np.testing.assert_array_equal(swapped.initial_point_func(seed), fresh.initial_point_func(seed))
+    stale = compiled._CACHE[structure(law, pa)].initial_point_func(0)  # what with_data alone would start from
+    assert not np.array_equal(stale, fresh.initial_point_func(0))
+    compiled.clear()
