@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(VENV)/bin/bayescale demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
