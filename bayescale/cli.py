@@ -322,19 +322,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_points_table(path: str):
+def _read_points_table(path: str, what: str = "points"):
     from bayescale.data import read_table
 
-    df = read_table(Path(path))
+    df = read_table(Path(path), what)
     df.columns = [str(c).strip() for c in df.columns]
     return df
 
 
-def _load_points(path: str):
+def _load_points(path: str, what: str = "points"):
     from bayescale.data import _to_numbers
     from bayescale.errors import PredictionError
 
-    df = _read_points_table(path)
+    df = _read_points_table(path, what)
     if len(df) == 0:
         raise PredictionError(f"'{path}' has no points (header only)")
     cols = {}
@@ -769,7 +769,7 @@ def _cmd_design(args: argparse.Namespace) -> int:
         raise DesignError(
             f"'{args.fit}' is not a single fit of the loss; design needs one (bayescale fit RUNS --out FIT)"
         )
-    candidates = _load_points(args.candidates) if args.candidates else None
+    candidates = _load_points(args.candidates, "candidate runs") if args.candidates else None
     if args.plot and not Path(args.plot).parent.exists() and str(Path(args.plot).parent):
         raise BayescaleError(f"cannot write --plot {args.plot}: folder '{Path(args.plot).parent}' does not exist")
     found = design(

@@ -122,23 +122,24 @@ class Runs:
         return self.values("loss")
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path, what: str = "runs") -> pd.DataFrame:
     """A CSV (every cell as text) or Parquet table, with a one-line RunsError for a missing,
-    empty or unreadable file."""
+    empty or unreadable file; ``what`` names the file's rows in the message ("runs", "points")."""
     if not path.exists():
-        raise RunsError(f"runs file '{path}' not found; check the path")
+        raise RunsError(f"{what} file '{path}' not found; check the path")
     if path.is_dir():
-        raise RunsError(f"'{path}' is a folder; give the CSV or Parquet file of runs")
+        raise RunsError(f"'{path}' is a folder; give the CSV or Parquet file of {what}")
     suffix = path.suffix.lower()
     try:
         if suffix in {".parquet", ".pq"}:
             return pd.read_parquet(path)
         return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.EmptyDataError:
-        raise RunsError(f"runs file '{path}' is empty; it needs a header and one row per run") from None
+        row = what.removesuffix("s")
+        raise RunsError(f"{what} file '{path}' is empty; it needs a header and one row per {row}") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as ex:
         first = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
-        raise RunsError(f"cannot read '{path}' as a table of runs: {first}") from None
+        raise RunsError(f"cannot read '{path}' as a table of {what}: {first}") from None
 
 
 def _pick_column(df: pd.DataFrame, name: str, given: str | None, where: str, option: str) -> str | None:

@@ -101,6 +101,7 @@ def test_cli_design(real_fit, real_fit_path, tmp_path, capsys):
     bad.write_text("params_m,loss\n1,2\n")
     for args, message in (
         (["--candidates", str(bad)], "needs N and D"),
+        (["--candidates", str(tmp_path / "nope.csv")], "candidate runs file"),
         (["--candidates", str(path), "--budget", "1"], "smaller than the cheapest"),
         ([], "either --candidates"),
     ):
