@@ -249,9 +249,11 @@ def predict_table(
     Returns
     -------
     pandas.DataFrame
-        ``N, D, C, median, mean, lower, upper`` for a new run (observation noise included)
-        and ``expected_median, expected_mean, expected_lower, expected_upper`` for the
-        expected loss (law plus discrepancy).
+        ``N, D, C, median, lower, upper`` for a new run (observation noise included) and
+        ``expected_median, expected_mean, expected_lower, expected_upper`` for the expected
+        loss (law plus discrepancy). A new run has no mean: its noise is Student-t on log
+        loss, and ``E[exp(t)]`` is infinite for every degree of freedom, so a sample mean of
+        its draws would be a number the sample made up.
     """
     return draws_table(log_draws(law, params, ref, points, rng, discrepancy, scale, independent), points, interval)
 
@@ -269,7 +271,7 @@ def draws_table(
     def summarise(chunk: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
         log_law, log_new = chunk
         return {
-            **log_interval_stats(log_new, interval),
+            **log_interval_stats(log_new, interval, mean=False),
             **{f"expected_{k}": v for k, v in log_interval_stats(log_law, interval).items()},
         }
 

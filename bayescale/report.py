@@ -223,7 +223,7 @@ def _sections(fit: ScalingFit, targets: list[tuple[float, float]], comparison: o
             (
                 "Predictions",
                 [
-                    "Loss of a new run at each target: median, mean and 90% band (observation noise, model discrepancy "
+                    "Loss of a new run at each target: median and 90% band (observation noise, model discrepancy "
                     "and calibrated band width included); <code>expected_</code> columns are the law plus discrepancy "
                     "without run noise.",
                     pred,

@@ -193,9 +193,10 @@ class ScalingFit:
         Returns
         -------
         pandas.DataFrame
-            ``N, D, C`` and, for a new run (observation noise included), ``median, mean,
-            lower, upper``; for the law's expected loss, the same with an ``expected_``
-            prefix. Both include the fitted model discrepancy (see :attr:`discrepancy`),
+            ``N, D, C`` and, for a new run (observation noise included), ``median, lower,
+            upper`` (no mean: :func:`bayescale.predict.predict_table` says why); for the
+            law's expected loss, ``expected_median, expected_mean, expected_lower,
+            expected_upper``. Both include the fitted model discrepancy (see :attr:`discrepancy`),
             which carries the law's local misfit into the prediction and widens bands
             away from the runs, and the calibrated band scale (:attr:`band_scale`).
             Noise draws are seeded from the fit's seed: repeated calls agree.

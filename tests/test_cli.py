@@ -104,7 +104,7 @@ def test_predict_single_point_csv(real_fit_path, capsys):
     assert code == 0, err
     table = pd.read_csv(io.StringIO(out))
     assert len(table) == 1
-    assert list(table.columns[:7]) == ["N", "D", "C", "median", "mean", "lower", "upper"]
+    assert list(table.columns[:6]) == ["N", "D", "C", "median", "lower", "upper"]
     assert table.loc[0, "D"] == 1.4e12
 
 

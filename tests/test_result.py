@@ -29,7 +29,8 @@ def test_summary_columns(real_fit):
 
 def test_predict_columns_and_consistency(real_fit):
     pred = real_fit.predict(N=[7e10, 1e9], D=[1.4e12, 2e10], interval=0.9)
-    assert list(pred.columns[:7]) == ["N", "D", "C", "median", "mean", "lower", "upper"]
+    assert list(pred.columns[:6]) == ["N", "D", "C", "median", "lower", "upper"]
+    assert "mean" not in pred.columns  # a new run's loss has no mean under Student-t noise on log loss
     assert {"expected_median", "expected_mean", "expected_lower", "expected_upper"} <= set(pred.columns)
     np.testing.assert_allclose(pred["C"], 6 * pred["N"] * pred["D"])
     # a new run's band includes observation noise: it is wider than the law's

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bayescale.laws._base import log_sum_exp
-from bayescale.stats import median_along, quantiles_along, student_t_logpdf
+from bayescale.stats import log_interval_stats, median_along, quantiles_along, student_t_logpdf
 
 SHAPES = [((7, 4000), 1), ((4000, 7), 0), ((5, 3999), 1), ((3999, 5), 0), ((3, 2), 1), ((1, 1), -1)]
 
@@ -94,3 +94,14 @@ def test_log_likelihood_in_chunks_equals_one_piece(monkeypatch):
     mu = law_log_loss(law, flat, law.reference(runs), {"N": N, "D": D})
     want = stats.t.logpdf(np.log(runs.loss)[None, :], flat["nu"][:, None], mu, flat["sigma"][:, None])
     np.testing.assert_allclose(got, want.astype("float32"), rtol=1e-6)
+
+
+def test_log_interval_stats_leaves_the_mean_out_when_asked():
+    """A new run's loss (Student-t noise on log loss) has no mean; its table must not make one up."""
+    rng = np.random.default_rng(0)
+    log_draws = np.log(2.5) + 0.03 * rng.standard_t(2.4, size=(4000, 3))
+    with_mean = log_interval_stats(log_draws, 0.9)
+    without = log_interval_stats(log_draws, 0.9, mean=False)
+    assert set(without) == {"median", "lower", "upper"}
+    for key in without:
+        np.testing.assert_array_equal(without[key], with_mean[key])
