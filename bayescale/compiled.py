@@ -30,7 +30,7 @@ import numpy as np
 
 from bayescale.data import Runs
 from bayescale.laws import Law
-from bayescale.model import build_model, model_data, structure
+from bayescale.model import build_model, structure
 from bayescale.priors import Prior
 
 log = logging.getLogger("bayescale")
@@ -46,35 +46,34 @@ def law_model(law: Law, runs: Runs, priors: Mapping[str, Prior]) -> Any:
     nutpie.CompiledPyMCModel
         Ready to sample the posterior of ``law`` on ``runs`` under ``priors``.
     """
-    return cached(
-        structure(law, priors), lambda: build_model(law, runs, priors), lambda: model_data(law, runs, priors), law.name
-    )
+    return cached(structure(law, priors), lambda: build_model(law, runs, priors), law.name)
 
 
-def cached(key: tuple, build: Callable[[], Any], data: Callable[[], dict[str, Any]], what: str) -> Any:
-    """nutpie's compiled model for ``key``: ``build()`` compiled on first use, later ``data()`` swapped in.
+def cached(key: tuple, build: Callable[[], Any], what: str) -> Any:
+    """nutpie's compiled model for ``key``: ``build()`` compiled on first use, later its data swapped in.
 
     Parameters
     ----------
     key : tuple
         The model's structure: everything but the values of its ``pm.Data``.
     build : callable
-        Returns the ``pm.Model`` (called only when ``key`` is new to this process).
-    data : callable
-        Returns the value of every ``pm.Data`` by name (called when ``key`` is known).
+        Returns the ``pm.Model`` on the current data. Compiled when ``key`` is new to this
+        process; otherwise its ``pm.Data`` values and initial points replace the compiled
+        model's (building is a fraction of a second, compiling several seconds).
     what : str
         Name of the model, for the debug log.
     """
     import nutpie
 
+    model = build()
     compiled = _CACHE.get(key)
     if compiled is None:
         log.debug("compiling the %s model (once per process)", what)
-        compiled = nutpie.compile_pymc_model(build())
+        compiled = nutpie.compile_pymc_model(model)
         _CACHE[key] = compiled
         return compiled
-    swapped = compiled.with_data(**data())
-    return dataclasses.replace(swapped, initial_point_func=initial_point_function(build(), compiled))
+    swapped = compiled.with_data(**{v.name: v.get_value() for v in model.data_vars})
+    return dataclasses.replace(swapped, initial_point_func=initial_point_function(model, compiled))
 
 
 def initial_point_function(model: Any, compiled: Any) -> Callable[[Any], np.ndarray]:

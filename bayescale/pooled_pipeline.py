@@ -159,7 +159,6 @@ def _law_stage(
         model = compiled.cached(
             pooling.structure(law, resolved, centred),
             lambda: pooling.build_model(law, groups, resolved, centred),
-            lambda: pooling.model_data(law, groups, resolved),
             f"pooled {law.name}",
         )
     if model is None:  # PyMC's sampler

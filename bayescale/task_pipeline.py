@@ -339,7 +339,6 @@ def _sample_link(
         model = compiled.cached(
             ("link", link.name),
             lambda: links.build_model(link, progress, metric, floor),
-            lambda: links.model_data(progress, metric, floor),
             f"{link.name} link",
         )
     if model is None:

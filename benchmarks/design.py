@@ -87,6 +87,7 @@ def score(result: bs.ScalingFit, held: pd.DataFrame, target: tuple[float, float]
     return {
         "goal_sd": float(np.std(goal_draws(result, "loss", target, index))),
         "width": float(np.median((hi - lo) / truth)),
+        "expected_width": float(np.median((pred["expected_upper"] - pred["expected_lower"]).to_numpy() / truth)),
         "error": float(np.median(np.abs(med - truth) / truth)),
         "coverage": float(np.mean((lo <= truth) & (truth <= hi))),
         "interval_score": float(
@@ -133,12 +134,12 @@ def section_retro(starts: int, seeds: int, start_size: int) -> str:
                       f"(largest {r['max_C']:.1e}): goal sd {r['goal_sd']:.4f}, width {r['width']:.2%}, "
                       f"error {r['error']:.2%}, coverage {r['coverage']:.0%}", file=sys.stderr, flush=True)  # fmt: skip
     frame = pd.DataFrame(rows)
-    columns = ["picked", "compute", "goal_sd", "width", "error", "coverage", "interval_score"]
+    columns = ["picked", "compute", "goal_sd", "width", "expected_width", "error", "coverage", "interval_score"]
     mean = frame.groupby("rule")[columns].mean()
     by = frame.set_index(["rule", "start", "seed"])
     wins = {
         (q, rule): int((by[q].loc["design"] < by[q].loc[rule]).sum())
-        for q in ("goal_sd", "width", "interval_score")
+        for q in ("goal_sd", "width", "expected_width", "error", "interval_score")
         for rule in ("random", "grid")
     }
     lines = [
@@ -146,14 +147,15 @@ def section_retro(starts: int, seeds: int, start_size: int) -> str:
         f"{HELD_C:.0e} up to {BUDGET:.0e} FLOPs, score on the {len(held)} runs above {HELD_C:.0e} (target: the "
         f"largest, N = {target[0]:.3g}, D = {target[1]:.3g}); {starts} starting subsets x {seeds} seeds.",
         "",
-        "| rule | runs added | FLOPs added | goal sd (log loss at target) | median 90% width | median abs. error "
-        "| coverage | interval score |",
-        "|---|---|---|---|---|---|---|---|",
+        "| rule | runs added | FLOPs added | goal sd (log loss at target) | median 90% width (new run) "
+        "| median 90% width (expected loss) | median abs. error | coverage | interval score |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for rule in RULES:
         m = mean.loc[rule]
         lines.append(
             f"| {rule} | {m['picked']:.1f} | {m['compute']:.2e} | {m['goal_sd']:.4f} | {m['width']:.2%} | "
+            f"{m['expected_width']:.2%} | "
             f"{m['error']:.2%} | {m['coverage']:.0%} | {m['interval_score']:.2%} |"
         )
     n = starts * seeds
@@ -161,7 +163,9 @@ def section_retro(starts: int, seeds: int, start_size: int) -> str:
         "",
         "Replications where design is lower than random / than the grid: goal sd "
         f"{wins['goal_sd', 'random']}/{n} and {wins['goal_sd', 'grid']}/{n}; median band width "
-        f"{wins['width', 'random']}/{n} and {wins['width', 'grid']}/{n}; interval score "
+        f"{wins['width', 'random']}/{n} and {wins['width', 'grid']}/{n}; expected-loss band width "
+        f"{wins['expected_width', 'random']}/{n} and {wins['expected_width', 'grid']}/{n}; median error "
+        f"{wins['error', 'random']}/{n} and {wins['error', 'grid']}/{n}; interval score "
         f"{wins['interval_score', 'random']}/{n} and {wins['interval_score', 'grid']}/{n}. design took "
         f"{frame['design_s'].mean():.1f} s per batch (mean); fits that warned: "
         f"{int(frame['warned'].sum())}/{len(frame)}.",
