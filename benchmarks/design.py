@@ -12,7 +12,8 @@ Sections:
   grid: runs evenly spaced in log compute across the candidates, as many as the budget allows. Each
   start + picks is fitted (default settings, one seed) and scored on the held-out runs: the posterior
   sd of the expected log loss at the target, the median width of the 90% bands relative to the
-  truth, the median absolute relative error of the median, and the coverage. Replications: several
+  truth (of a new run, and of the expected loss -- the law and discrepancy, what ``design``
+  narrows), the median absolute relative error of the median, and the coverage. Replications: several
   starting subsets (``--starts``) x seeds (``--seeds``; the seed draws the random picks and seeds
   every fit).
 - ``speed``: ``design`` on a default fit of all 245 runs with 500 grid candidates (goal: loss at
