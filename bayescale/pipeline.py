@@ -28,7 +28,7 @@ from bayescale import calibration, sampling
 from bayescale.data import Runs
 from bayescale.diagnostics import Diagnostics, DiagnosticsWarning
 from bayescale.errors import BayescaleError, DiagnosticsError
-from bayescale.laws import Law, default_law, get_law
+from bayescale.laws import Law, law_for
 from bayescale.model import NOISE_PARAMS
 from bayescale.pooled import PooledFit
 from bayescale.priors import PriorLike
@@ -140,7 +140,7 @@ def fit(
         return result
     # the fit's own check, not every stage's: the calibration re-fit runs the stages again
     runs = sampling._as_runs(runs)
-    law = default_law(runs) if law is None else get_law(law)
+    law = law_for(runs, law)
     sampling.warn_unused_unique_tokens(runs, law)
     result = _fit_stages(
         runs, law, priors, prior_set, draws, tune, chains, seed, sampler, target_accept, progress, discrepancy,

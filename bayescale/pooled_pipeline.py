@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from bayescale import calibration, compiled, pooling, sampling
 from bayescale.data import Runs
-from bayescale.laws import Law, default_law, get_law
+from bayescale.laws import Law, law_for
 from bayescale.model import NOISE_PARAMS, check_identifiable, resolve_priors
 from bayescale.pooled import POOLED, PooledFit
 from bayescale.priors import PriorLike
@@ -87,7 +87,7 @@ def fit_pooled(
 
     groups = dict(runs) if isinstance(runs, Mapping) else pooling.load_groups(runs, group, **load_kwargs)
     allruns = pooling.pooled_runs(groups)
-    law = default_law(allruns) if law is None else get_law(law)
+    law = law_for(allruns, law)
     used_set = resolve_set(prior_set, law.name)
     resolved = {name: resolve_priors(law, r, priors, used_set) for name, r in groups.items()}
     for r in groups.values():

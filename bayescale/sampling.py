@@ -16,7 +16,7 @@ import xarray as xr
 from bayescale.data import Runs, load_runs
 from bayescale.diagnostics import compute_table, importance_table
 from bayescale.errors import BayescaleError
-from bayescale.laws import Law, default_law, get_law
+from bayescale.laws import Law, law_for
 from bayescale.model import NOISE_PARAMS, build_model, check_identifiable, resolve_priors
 from bayescale.priors import PriorLike, priors_to_json
 from bayescale.result import ScalingFit
@@ -93,7 +93,7 @@ def prepare(
     prior_set: str = "auto",
 ):
     runs = _as_runs(runs)
-    law = default_law(runs) if law is None else get_law(law)
+    law = law_for(runs, law)
     resolved = resolve_priors(law, runs, priors, prior_set)
     check_identifiable(law, runs, resolved)
     return runs, law, resolved

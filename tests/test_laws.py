@@ -9,7 +9,7 @@ import pytest
 
 from bayescale.datasets import load_demo
 from bayescale.errors import LawError, RunsError
-from bayescale.laws import LAWS, chinchilla, data_constrained, default_law, get_law, kaplan, power
+from bayescale.laws import LAWS, chinchilla, data_constrained, default_law, get_law, kaplan, law_for, power
 
 RNG = np.random.default_rng(0)
 N = np.exp(RNG.uniform(np.log(1e7), np.log(1e11), 50))
@@ -75,6 +75,9 @@ def test_registry_and_defaults():
         get_law("power:Q")
     runs = load_demo()
     assert default_law(runs).name == "chinchilla"
+    assert law_for(runs, None).name == "chinchilla"
+    assert law_for(runs, "kaplan").name == "kaplan"
+    assert law_for(runs, get_law("power:N")).name == "power:N"
 
 
 def test_default_law_compute_only():

@@ -48,4 +48,9 @@ def default_law(runs: Runs) -> Law:
     return Power(runs.inputs[0])
 
 
-__all__ = ["LAWS", "Chinchilla", "DataConstrained", "Kaplan", "Law", "Power", "default_law", "get_law"]
+def law_for(runs: Runs, law: str | Law | None) -> Law:
+    """The law named by ``law`` (a name or a Law), or the :func:`default_law` of ``runs`` when None."""
+    return default_law(runs) if law is None else get_law(law)
+
+
+__all__ = ["LAWS", "Chinchilla", "DataConstrained", "Kaplan", "Law", "Power", "default_law", "get_law", "law_for"]
