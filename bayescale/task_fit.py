@@ -160,7 +160,14 @@ class TaskFit:
         node = self._task(task)
         if "calibration" in node.children:  # the link's own band scale (its held-out runs)
             z = node["calibration"].to_dataset()["z"].to_numpy()
-            metric = rescale(metric, scale_draws(z, S, np.random.default_rng([self.seed, 4, index])), axis=0)
+            scale = scale_draws(z, S, np.random.default_rng([self.seed, 4, index]))[:, None]
+            if "progress_max" in node.attrs:  # beyond the split's reach in progress, the link's own band
+                beyond = (
+                    np.median(u, axis=0)
+                    > float(node.attrs["progress_max"]) + float(node.attrs["calibration_reach"]) + 1e-9
+                )
+                scale = np.where(beyond[None, :], 1.0, scale)
+            metric = rescale(metric, scale, axis=0)
         return points, np.clip(metric, 0.0, 1.0), loss
 
     def predict(

@@ -310,9 +310,12 @@ def _link_stage(
         "divergences": divergences,
     }
     if calibrate:
-        z = _link_heldout_errors(link, runs, progress, metric, floor, settings, name)
+        z, reach = _link_heldout_errors(link, runs, progress, metric, floor, settings, name)
         parts["/calibration"] = xr.Dataset({"z": ("heldout", z)})
         attrs["band_scale"] = calibration.band_scale(z)
+        # the scale holds as far as the held-out runs' progress went beyond the re-fit's
+        attrs["calibration_reach"] = reach
+        attrs["progress_max"] = float(progress.max())
         log.info("  link band scale %.2f from %d held-out runs", attrs["band_scale"], z.size)
     node = xr.DataTree.from_dict(parts)
     node.attrs = attrs
@@ -360,13 +363,14 @@ def _link_heldout_errors(
     floor: float,
     settings: Mapping[str, Any],
     name: str,
-) -> np.ndarray:
+) -> tuple[np.ndarray, float]:
     """The link's standardized errors on the top :data:`~bayescale.calibration.HOLDOUT` of runs by
     compute, from a re-fit of the link on the rest, at the held-out runs' *observed* losses: how well the
-    link's bands hold as it is extrapolated (step 1's bands are calibrated on their own)."""
+    link's bands hold as it is extrapolated (step 1's bands are calibrated on their own). Also the
+    split's *reach*: how far the held-out runs' progress extends beyond the re-fit's (0 if no further)."""
     held = holdout_top_compute(runs, calibration.HOLDOUT)
     if (~held).sum() < MIN_TASK_RUNS or not held.any():
-        return np.empty(0)
+        return np.empty(0), 0.0
     refit = sampling.refit_settings(settings)
     train_u, train_y = progress[~held], metric[~held]
     post, _ = _sample_link(link, train_u, train_y, floor, refit, f"{name} (calibration)")
@@ -376,4 +380,5 @@ def _link_heldout_errors(
     rng = np.random.default_rng([int(settings["seed"]), 5])
     draws = mean + flat["s"][:, None] * rng.standard_t(links.METRIC_NU, size=mean.shape)
     lower, median, upper = np.quantile(draws, [0.05, 0.5, 0.95], axis=0)
-    return calibration.standardized_errors(metric[held], median, lower, upper)
+    reach = float(max(0.0, progress[held].max() - train_u.max()))
+    return calibration.standardized_errors(metric[held], median, lower, upper), reach

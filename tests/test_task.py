@@ -206,3 +206,26 @@ def test_optimal_of_a_task_fit_is_refused(mock_sampler, tmp_path, capsys):
     path = fit.save(tmp_path / "task.nc")
     assert main(["optimal", str(path), "--compute", "1e23"]) == 2
     assert "is a task fit" in capsys.readouterr().err
+
+
+def test_link_band_scale_holds_only_as_far_as_its_split_reached(mock_sampler):
+    """Beyond the calibration split's reach in progress, the link keeps its own band (scale 1), as the loss does."""
+    import xarray as xr
+
+    table = _task_table().drop(columns="loss")
+    fit = _quiet(table, chance=0.25, task="task", seed=1)
+    node = fit._task("easy")
+    u_max = float(np.log(6 * table["N"] * table["D"]).max())
+    assert node.attrs["progress_max"] == pytest.approx(u_max)
+    reach = float(node.attrs["calibration_reach"])
+    assert reach >= 0.0
+    C = np.exp([u_max - 1.0, u_max + reach + 1.0])  # inside the runs' progress; beyond the split's reach
+    node["calibration"] = xr.Dataset({"z": ("heldout", np.full(30, 2.0))})  # bands 1.9 times too narrow
+    calibrated = fit.predict(C=C, task="easy")
+    node["calibration"] = xr.Dataset({"z": ("heldout", np.empty(0))})  # no evidence: scale 1 everywhere
+    plain = fit.predict(C=C, task="easy")
+    width = {name: (t["upper"] - t["lower"]).to_numpy() for name, t in (("calibrated", calibrated), ("plain", plain))}
+    assert width["calibrated"][0] > 1.3 * width["plain"][0]
+    np.testing.assert_allclose(
+        calibrated[["lower", "median", "upper"]].iloc[1], plain[["lower", "median", "upper"]].iloc[1]
+    )
