@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,6 +13,11 @@ MAX_RHAT = 1.01
 MIN_ESS_PER_CHAIN = 100
 #: Largest Pareto shape of importance weights that is trusted (Vehtari et al. 2024).
 MAX_KHAT = 0.7
+#: What to do about divergent transitions in a law's fit.
+DIVERGENCE_REMEDY = (
+    "Raise target_accept (--target-accept 0.99) or set stronger priors on the exponents "
+    '(--prior "alpha=Normal(0.35, 0.1)").'
+)
 
 
 class DiagnosticsWarning(UserWarning):
@@ -97,8 +103,28 @@ def importance_table(var_names: list[str], ess: float, khat: float) -> xr.Datase
     )
 
 
-def assess(table: xr.Dataset, divergences: int, chains: int, draws: int) -> Diagnostics:
-    """Judge a diagnostics table; each failure carries a remedy."""
+def assess(
+    table: xr.Dataset,
+    divergences: int,
+    chains: int,
+    draws: int,
+    remedies: Mapping[str, str] | None = None,
+    divergence_remedy: str = DIVERGENCE_REMEDY,
+) -> Diagnostics:
+    """Judge a diagnostics table; each failure carries a remedy.
+
+    Parameters
+    ----------
+    table : xarray.Dataset
+        ``r_hat``, ``ess_bulk``, ``ess_tail`` (and ``khat``) by ``parameter``.
+    divergences, chains, draws : int
+        Divergent transitions, chains and draws per chain of the sampling.
+    remedies : mapping, optional
+        Per parameter, the remedy when its chains disagree (default: a stronger prior on it).
+    divergence_remedy : str
+        The remedy for divergent transitions.
+    """
+    remedies = remedies or {}
     rhat = table["r_hat"].to_numpy()
     bulk = table["ess_bulk"].to_numpy()
     tail = table["ess_tail"].to_numpy()
@@ -113,7 +139,8 @@ def assess(table: xr.Dataset, divergences: int, chains: int, draws: int) -> Diag
         worst = names[int(np.argmax(bad))]
         problems.append(
             f"R-hat up to {bad.max():.3f} (for {worst}; should be <= {MAX_RHAT}): the chains disagree. "
-            f"Run longer tuning (--tune {2 * max(draws, 1000)}) or give {worst} a stronger prior."
+            f"Run longer tuning (--tune {2 * max(draws, 1000)}) or "
+            + remedies.get(worst, f"give {worst} a stronger prior.")
         )
     if np.nanmin(bulk) < min_ess or np.nanmin(tail) < min_ess:
         worst = names[int(np.nanargmin(np.minimum(bulk, tail)))]
@@ -128,10 +155,7 @@ def assess(table: xr.Dataset, divergences: int, chains: int, draws: int) -> Diag
             "the draws may be biased. Re-fit with another --seed."
         )
     if divergences > 0:
-        problems.append(
-            f"{divergences} divergent transitions: the posterior may be biased. Raise target_accept "
-            '(--target-accept 0.99) or set stronger priors on the exponents (--prior "alpha=Normal(0.35, 0.1)").'
-        )
+        problems.append(f"{divergences} divergent transitions: the posterior may be biased. {divergence_remedy}")
     return Diagnostics(
         max_rhat=float(np.nanmax(rhat)) if np.isfinite(rhat).any() else float("nan"),
         min_ess_bulk=float(np.nanmin(bulk)),

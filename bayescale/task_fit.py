@@ -274,13 +274,26 @@ class TaskFit:
             fit = self.loss_fit(self.names[self._loss_of.index(j)])
             tables.append(fit.tree["diagnostics"].to_dataset())
             divergences += int(fit.tree.attrs.get("divergences", 0))
+        link_params: set[str] = set()
         for i in range(len(self.names)):
             node = self.tree[f"tasks/t{i}"]
             tables.append(node["diagnostics"].to_dataset())
+            link_params |= {str(p) for p in tables[-1]["parameter"].to_numpy()}
             divergences += int(node.attrs.get("divergences", 0))
         table = xr.concat(tables, dim="parameter")
         attrs = self.tree.attrs
-        return assess(table, divergences, int(attrs["chains"]), int(attrs["draws"]))
+        remedy = (
+            "expect it for a task whose runs sit near chance (the link's midpoint and ceiling are then the "
+            "prior's, and so is the band); more runs above chance identify it."
+        )
+        return assess(
+            table,
+            divergences,
+            int(attrs["chains"]),
+            int(attrs["draws"]),
+            remedies=dict.fromkeys(link_params, remedy),
+            divergence_remedy=f"Raise target_accept (--target-accept 0.99); for a link, {remedy}",
+        )
 
     # --- persistence -----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

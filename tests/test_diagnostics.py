@@ -37,6 +37,18 @@ def test_each_failure_names_its_parameter_and_a_remedy():
     assert not verdict.ok and "Pareto khat 0.90 (for delta_eta" in verdict.message()
 
 
+def test_a_stage_can_name_its_own_remedies():
+    default = assess(_chains(1.05, 900.0), divergences=3, chains=4, draws=1000).message()
+    assert "give alpha a stronger prior" in default and "priors on the exponents" in default
+    own = assess(
+        _chains(1.05, 900.0), divergences=3, chains=4, draws=1000,
+        remedies={"alpha": "expect it here."}, divergence_remedy="Raise target_accept.",
+    ).message()  # fmt: skip
+    assert "(--tune 2000) or expect it here." in own and "3 divergent transitions: the posterior may be biased. " \
+        "Raise target_accept." in own  # fmt: skip
+    assert "stronger prior" not in own
+
+
 def test_a_missing_rhat_of_a_chained_stage_fails():
     verdict = assess(_chains(np.nan, 900.0), divergences=0, chains=4, draws=1000)
     assert not verdict.ok and "R-hat" in verdict.message()

@@ -229,3 +229,16 @@ def test_link_band_scale_holds_only_as_far_as_its_split_reached(mock_sampler):
     np.testing.assert_allclose(
         calibrated[["lower", "median", "upper"]].iloc[1], plain[["lower", "median", "upper"]].iloc[1]
     )
+
+
+def test_a_link_that_does_not_converge_gets_a_remedy_for_links(mock_sampler):
+    """Links take no --prior: their remedy names what a task near chance implies, not a prior to set."""
+    fit = _quiet(_task_table(), loss="loss", chance="chance", task="task", seed=1, calibrate=False)
+    table = fit.tree["tasks/t0/diagnostics"].to_dataset()
+    first = str(table["parameter"].to_numpy()[0])
+    fit.tree["tasks/t0/diagnostics"] = table.assign(
+        r_hat=table["r_hat"].copy(data=np.full(table.sizes["parameter"], 1.5))
+    )
+    message = fit.diagnostics.message()
+    assert f"R-hat up to 1.500 (for {first}" in message
+    assert "near chance" in message and f"give {first} a stronger prior" not in message
