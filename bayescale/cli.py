@@ -330,11 +330,12 @@ def _read_points_table(path: str, what: str = "points"):
     return df
 
 
-def _load_points(path: str, what: str = "points"):
+def _load_points(path: str, what: str = "points", df=None):
+    """N, D, C columns of the points file ``path`` (``df``: its table, when already read)."""
     from bayescale.data import _to_numbers
     from bayescale.errors import PredictionError
 
-    df = _read_points_table(path, what)
+    df = _read_points_table(path, what) if df is None else df
     if len(df) == 0:
         raise PredictionError(f"'{path}' has no points (header only)")
     cols = {}
@@ -359,8 +360,9 @@ def _columns(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def _unique_tokens(args: argparse.Namespace, result: object) -> dict[str, object]:
-    """``{"U": ...}`` for a fit whose law uses unique tokens, from --U or a U column of --points.
+def _unique_tokens(args: argparse.Namespace, result: object, df=None) -> dict[str, object]:
+    """``{"U": ...}`` for a fit whose law uses unique tokens, from --U or a U column of the
+    --points table ``df``.
 
     A law that ignores U gets nothing (and a warning when U was given); a law of U without one
     predicts fresh data (U = D), which is said on stderr.
@@ -368,8 +370,7 @@ def _unique_tokens(args: argparse.Namespace, result: object) -> dict[str, object
     from bayescale.data import ALIASES, _to_numbers
 
     U = getattr(args, "U", None)
-    if args.points:
-        df = _read_points_table(args.points)
+    if df is not None:
         column = next((c for c in ALIASES["U"] if c in df.columns), None)
         if column is not None:
             U = _to_numbers(df[column], column, f"'{args.points}'", 1)
@@ -543,28 +544,29 @@ def _cmd_contrast(args: argparse.Namespace) -> int:
     return 0
 
 
-def _points(args: argparse.Namespace) -> dict:
-    """The points of --points CSV, or of --N/--D/--C (not both)."""
+def _points(args: argparse.Namespace, df=None) -> dict:
+    """The points of --points CSV (``df``: its table, when already read), or of --N/--D/--C (not both)."""
     from bayescale.errors import PredictionError
 
     if args.points and any(v is not None for v in (args.N, args.D, args.C)):
         raise PredictionError("give either --points or --N/--D/--C, not both")
-    return _load_points(args.points) if args.points else {"N": args.N, "D": args.D, "C": args.C}
+    return _load_points(args.points, df=df) if args.points else {"N": args.N, "D": args.D, "C": args.C}
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from bayescale.loading import load_for_prediction
     from bayescale.task_fit import TaskFit
 
-    points = _points(args)
+    targets = _read_points_table(args.points) if args.points else None  # read once
+    points = _points(args, targets)
     result = load_for_prediction(args.fit)
     if args.points and args.U is not None:
         from bayescale.errors import PredictionError
 
         raise PredictionError("give either --points (with a U column) or --U, not both")
-    points.update(_unique_tokens(args, result))
+    points.update(_unique_tokens(args, result, targets))
     column = str(result.tree.attrs.get("task_column", "")) if isinstance(result, TaskFit) else ""
-    if column and args.points and column in (targets := _read_points_table(args.points)).columns:
+    if column and targets is not None and column in targets.columns:
         # a long table of targets: each row is predicted for its own task
         points["point_tasks"] = targets[column].astype(str).str.strip().to_numpy()
     table = _answer(result, args, lambda f: f.predict(**points, interval=args.interval))

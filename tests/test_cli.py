@@ -108,7 +108,12 @@ def test_predict_single_point_csv(real_fit_path, capsys):
     assert table.loc[0, "D"] == 1.4e12
 
 
-def test_predict_points_file_10k_rows(real_fit_path, tmp_path, capsys):
+def test_predict_points_file_10k_rows(real_fit_path, tmp_path, capsys, monkeypatch):
+    import bayescale.data
+
+    reads = []
+    real_read = bayescale.data.read_table
+    monkeypatch.setattr(bayescale.data, "read_table", lambda *a, **k: reads.append(a) or real_read(*a, **k))
     rng = np.random.default_rng(0)
     points = pd.DataFrame(
         {
@@ -125,6 +130,7 @@ def test_predict_points_file_10k_rows(real_fit_path, tmp_path, capsys):
     assert len(table) == 10_000 and "name" not in table.columns
     np.testing.assert_allclose(table["N"], points["N"], rtol=1e-9)
     assert (table["lower"] < table["upper"]).all()
+    assert len(reads) == 1  # the points file is read once
 
 
 @pytest.mark.parametrize(
