@@ -83,12 +83,20 @@ def scale_draws(z: np.ndarray, n: int, rng: np.random.Generator, prior_sd: float
     return np.exp(rng.choice(LOG_S_GRID, size=n, p=log_scale_posterior(z, prior_sd)))
 
 
+def reach_of(train: np.ndarray, test: np.ndarray) -> float:
+    """How far the held-out values ``test`` extend beyond the training values ``train`` (0 if no further)."""
+    return float(max(0.0, np.max(test) - np.max(train)))
+
+
+def beyond_reach(x: np.ndarray, x_max: float, reach: float) -> np.ndarray:
+    """Boolean per value: ``x`` beyond the runs' largest ``x_max`` by more than the split's ``reach``."""
+    return np.asarray(x, dtype=float) - x_max > reach + 1e-9
+
+
 def split_reach(train: Runs, test: Runs) -> dict[str, float]:
     """How far (in log x) the held-out runs extend beyond the training runs' largest x, per input."""
     return {
-        x: float(max(0.0, np.log(test.values(x)).max() - np.log(train.values(x)).max()))
-        for x in INPUTS
-        if train.has(x) and test.has(x)
+        x: reach_of(np.log(train.values(x)), np.log(test.values(x))) for x in INPUTS if train.has(x) and test.has(x)
     }
 
 
@@ -98,8 +106,7 @@ def untested(runs: Runs, points: Mapping[str, np.ndarray], reach: Mapping[str, f
     out = np.zeros(n, dtype=bool)
     for x, r in reach.items():
         if x in points and runs.has(x):
-            beyond = np.log(np.asarray(points[x], dtype=float)) - np.log(runs.values(x)).max()
-            out |= beyond > r + 1e-9
+            out |= beyond_reach(np.log(np.asarray(points[x], dtype=float)), np.log(runs.values(x)).max(), r)
     return out
 
 

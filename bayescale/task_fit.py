@@ -32,7 +32,7 @@ import xarray as xr
 from scipy.special import stdtrit
 
 from bayescale import storage
-from bayescale.calibration import rescale, scale_draws
+from bayescale.calibration import beyond_reach, rescale, scale_draws
 from bayescale.diagnostics import Diagnostics, assess
 from bayescale.errors import FitFileError, PredictionError
 from bayescale.links import METRIC_NU, get_link
@@ -162,9 +162,8 @@ class TaskFit:
             z = node["calibration"].to_dataset()["z"].to_numpy()
             scale = scale_draws(z, S, np.random.default_rng([self.seed, 4, index]))[:, None]
             if "progress_max" in node.attrs:  # beyond the split's reach in progress, the link's own band
-                beyond = (
-                    np.median(u, axis=0)
-                    > float(node.attrs["progress_max"]) + float(node.attrs["calibration_reach"]) + 1e-9
+                beyond = beyond_reach(
+                    np.median(u, axis=0), float(node.attrs["progress_max"]), float(node.attrs["calibration_reach"])
                 )
                 scale = np.where(beyond[None, :], 1.0, scale)
             metric = rescale(metric, scale, axis=0)

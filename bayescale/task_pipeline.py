@@ -380,5 +380,5 @@ def _link_heldout_errors(
     rng = np.random.default_rng([int(settings["seed"]), 5])
     draws = mean + flat["s"][:, None] * rng.standard_t(links.METRIC_NU, size=mean.shape)
     lower, median, upper = np.quantile(draws, [0.05, 0.5, 0.95], axis=0)
-    reach = float(max(0.0, progress[held].max() - train_u.max()))
+    reach = calibration.reach_of(train_u, progress[held])
     return calibration.standardized_errors(metric[held], median, lower, upper), reach

@@ -153,3 +153,10 @@ def test_fit_stores_the_reach_and_predict_leaves_the_scale_at_one_beyond_it(mock
     far["C"] = 6 * far["N"] * far["D"]
     scales = result._scale_draws(far).at()
     assert scales.shape == (1, len(result.draws("sigma"))) and (scales == 1.0).all()
+
+
+def test_reach_and_beyond_it_are_one_rule_for_every_input():
+    """The loss's inputs and the link's progress share the rule: beyond by *more* than the reach."""
+    assert cal.reach_of(np.array([1.0, 2.0]), np.array([2.5, 1.5])) == 0.5
+    assert cal.reach_of(np.array([1.0, 2.0]), np.array([1.5])) == 0.0
+    np.testing.assert_array_equal(cal.beyond_reach(np.array([2.4, 2.5, 2.6]), 2.0, 0.5), [False, False, True])
