@@ -54,6 +54,12 @@ BOX = 3.0
 MIN_HALF_RANGE = 0.5
 #: Parameters of the discrepancy stage, in the order they are stored.
 PARAMS = ("eta", "ls", "z", "sigma", "nu")
+#: Bounds of the noise's degrees of freedom in the robust pass. Below 2 a Student-t has no
+#: variance: a few gross outliers among tightly scattered runs (a diverged run, a model trained
+#: for hundreds of epochs) pull the mode of ``nu`` to 1, and every new run's band then takes the
+#: Cauchy tails that the bulk of the runs does not show. The outliers keep weights near 0 at
+#: ``nu = 2`` all the same (their weight is ``3 / (2 + (r / sigma)^2)``).
+NU_BOUNDS = (2.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -281,7 +287,8 @@ def robust_pass(
     with ``e_i`` the expected squared error of run ``i`` under it, its weight is
     ``(nu + 1) / (nu + e_i / sigma^2)``. M-step: the hyperparameters at the mode of their
     marginal posterior (coefficients integrated out) given the weights, and ``nu`` at the
-    mode of the Student-t likelihood of the runs' errors (Gamma(2, 0.1) prior). Unlike
+    mode of the Student-t likelihood of the runs' errors (Gamma(2, 0.1) prior, within
+    :data:`NU_BOUNDS`: a noise with a variance). Unlike
     weights taken from the law's fit, these see the discrepancy: a group of runs that the
     GP explains keeps its weight, an isolated outlier loses it.
 
@@ -305,7 +312,7 @@ def robust_pass(
     start_ls = np.log(np.maximum(np.asarray(domain.half), 1.01 * ls_floor(domain)))
     theta = np.concatenate([[np.log(0.01)], start_ls, [np.log(max(np.std(r), 1e-4))]])
     wt = np.ones(r.size) if weights is None else np.clip(np.asarray(weights, dtype=float), 1e-6, None)
-    nu = float(np.clip(nu, 1.0, 100.0))
+    nu = float(np.clip(nu, *NU_BOUNDS))
     it = 0
     while it < max_iter:
         it += 1
@@ -323,7 +330,7 @@ def robust_pass(
         def neg_nu(v: float, e: np.ndarray = e, sigma: float = sigma) -> float:
             return -_student_t_log_likelihood(e / sigma**2, v, sigma) - _log_gamma_prior(v)
 
-        nu = float(optimize.minimize_scalar(neg_nu, bounds=(1.0, 100.0), method="bounded").x)
+        nu = float(optimize.minimize_scalar(neg_nu, bounds=NU_BOUNDS, method="bounded").x)
         new = (nu + 1) / (nu + e / sigma**2)
         change = float(np.max(np.abs(new - wt)))
         wt = new

@@ -193,6 +193,22 @@ def test_robust_pass_downweights_an_outlier_but_not_a_smooth_misfit():
     assert 1.0 <= out.nu <= 100.0 and out.iterations >= 1
 
 
+def test_robust_pass_keeps_a_noise_with_a_variance_when_a_few_runs_are_gross_outliers(monkeypatch):
+    # Five runs 25-200 scatters off (diverged or over-trained runs) among 35 tight ones: the mode of nu
+    # runs to 1 (Cauchy tails for every new run's band) unless nu keeps a variance; the outliers lose
+    # their weight either way.
+    rng = np.random.default_rng(3)
+    dom = disc.Domain(("N", "D"), center=(19.5, 23.0), half=(1.5, 2.0))
+    X = np.column_stack([rng.uniform(18, 21, 40), rng.uniform(21, 25, 40)])
+    r = rng.normal(0, 0.002, 40)
+    r[:5] += [0.05, 0.1, 0.2, 0.3, 0.4]
+    out = disc.robust_pass(r, X, dom, disc.default_priors(), nu=5.0)
+    assert out.nu >= 2.0
+    assert np.all(out.weights[:5] < 0.01) and np.median(out.weights[5:]) > 0.8
+    monkeypatch.setattr(disc, "NU_BOUNDS", (1.0, 100.0))  # the bound is what keeps it there
+    assert disc.robust_pass(r, X, dom, disc.default_priors(), nu=5.0).nu < 1.5
+
+
 def test_elbo_is_the_gaussian_marginal_when_nu_is_large():
     # With nu -> infinity the noise is Gaussian, q(tau) collapses on 1 and the bound is exact: the weighted
     # marginal likelihood at w = 1 plus the log hyperpriors.
