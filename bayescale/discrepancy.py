@@ -41,7 +41,7 @@ import numpy as np
 
 from bayescale.data import Runs
 from bayescale.importance import ImportanceDraws
-from bayescale.priors import Prior
+from bayescale.priors import Prior, to_scipy
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -169,9 +169,9 @@ def default_priors() -> dict[str, Prior]:
 
     ``eta`` ~ HalfNormal(0.02): systematic departures from the law of a few percent of the
     loss at most, unless the runs insist; ``ls`` ~ LogNormal(log half-range, 0.7) per
-    input: smooth on the scale of the ladder; ``sigma`` as the law's noise. (``nu`` is not
-    sampled in the second stage: the law's posterior ``nu`` is kept, with the runs' robust
-    weights, see :func:`build_model`.)
+    input: smooth on the scale of the ladder; ``sigma`` as the law's noise; ``nu`` ~ Gamma(2, 0.1)
+    as the law's. (``nu`` is not sampled in the second stage: the robust pass puts it at its mode,
+    within :data:`NU_BOUNDS`, and the new-run noise keeps that value, see :func:`robust_pass`.)
     """
     return {
         "eta": Prior("HalfNormal", sigma=0.02),
@@ -287,7 +287,7 @@ def robust_pass(
     with ``e_i`` the expected squared error of run ``i`` under it, its weight is
     ``(nu + 1) / (nu + e_i / sigma^2)``. M-step: the hyperparameters at the mode of their
     marginal posterior (coefficients integrated out) given the weights, and ``nu`` at the
-    mode of the Student-t likelihood of the runs' errors (Gamma(2, 0.1) prior, within
+    mode of the Student-t likelihood of the runs' errors (prior ``priors["nu"]``, within
     :data:`NU_BOUNDS`: a noise with a variance). Unlike
     weights taken from the law's fit, these see the discrepancy: a group of runs that the
     GP explains keeps its weight, an isolated outlier loses it.
@@ -313,6 +313,7 @@ def robust_pass(
     theta = np.concatenate([[np.log(0.01)], start_ls, [np.log(max(np.std(r), 1e-4))]])
     wt = np.ones(r.size) if weights is None else np.clip(np.asarray(weights, dtype=float), 1e-6, None)
     nu = float(np.clip(nu, *NU_BOUNDS))
+    nu_prior = to_scipy(priors["nu"])
     it = 0
     while it < max_iter:
         it += 1
@@ -328,7 +329,7 @@ def robust_pass(
         e = posterior.expected_squared_errors(theta)
 
         def neg_nu(v: float, e: np.ndarray = e, sigma: float = sigma) -> float:
-            return -_student_t_log_likelihood(e / sigma**2, v, sigma) - _log_gamma_prior(v)
+            return -_student_t_log_likelihood(e / sigma**2, v, sigma) - float(nu_prior.logpdf(v))
 
         nu = float(optimize.minimize_scalar(neg_nu, bounds=NU_BOUNDS, method="bounded").x)
         new = (nu + 1) / (nu + e / sigma**2)
@@ -354,11 +355,6 @@ def _student_t_log_likelihood(squared: np.ndarray, nu: float, sigma: float) -> f
     n = squared.size
     const = gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi) - np.log(sigma)
     return float(n * const - 0.5 * (nu + 1) * np.sum(np.log1p(squared / nu)))
-
-
-def _log_gamma_prior(nu: float) -> float:
-    """log Gamma(nu | 2, rate 0.1): the prior of the noise's degrees of freedom."""
-    return float(np.log(nu) - 0.1 * nu + 2 * np.log(0.1))
 
 
 def elbo(
@@ -393,7 +389,7 @@ def elbo(
     kl = (a - a0) * special.digamma(a) - special.gammaln(a) + special.gammaln(a0)
     kl = kl + a0 * (np.log(b) - np.log(b0)) + a * (b0 - b) / b
     value -= float(np.sum(kl))
-    return value + _log_gamma_prior(nu)
+    return value + float(to_scipy(priors["nu"]).logpdf(nu))
 
 
 def best_robust_pass(

@@ -190,7 +190,7 @@ def test_robust_pass_downweights_an_outlier_but_not_a_smooth_misfit():
     assert out.weights[7] < 0.1
     others = np.delete(out.weights, 7)
     assert np.median(others) > 0.8
-    assert 1.0 <= out.nu <= 100.0 and out.iterations >= 1
+    assert disc.NU_BOUNDS[0] <= out.nu <= disc.NU_BOUNDS[1] and out.iterations >= 1
 
 
 def test_robust_pass_keeps_a_noise_with_a_variance_when_a_few_runs_are_gross_outliers(monkeypatch):
@@ -287,7 +287,8 @@ def test_em_densities_are_scipys():
     for nu, sigma in ((1.5, 0.01), (30.0, 0.003)):
         expected = np.sum(stats.t.logpdf(np.sqrt(e), nu, scale=sigma))
         assert disc._student_t_log_likelihood(e / sigma**2, nu, sigma) == pytest.approx(expected, rel=1e-12)
-        assert disc._log_gamma_prior(nu) == pytest.approx(stats.gamma.logpdf(nu, 2.0, scale=10.0), rel=1e-12)
+        nu_prior = disc.to_scipy(disc.default_priors()["nu"])  # the EM's prior of nu: Gamma(2, rate 0.1)
+        assert nu_prior.logpdf(nu) == pytest.approx(stats.gamma.logpdf(nu, 2.0, scale=10.0), rel=1e-12)
 
 
 @pytest.mark.parametrize("n", [10, 300])
