@@ -1,15 +1,15 @@
 """Simulation-based check of the pooled fit: coverage of group exponents and of group differences.
 
-Each replication draws a population of ladders from the pooled model's own prior for what it
-pools: 3, 5 or 8 groups of 5-20 runs; the population location ``mu`` and spread ``tau`` of each
-exponent in prior-quantile space from N(0, 1) and HalfNormal(``pooling.TAU_SCALE``), every group's
-exponents ``F^-1(Phi(mu + tau z_g))``, ``z_g`` Student-t (``pooling.POPULATION_NU``), under the
-literature prior ``F`` the fit uses; each group's noise scale from the fit's sigma prior and the
-Student-t noise's ``nu`` from its prior. E and the amplitudes, whose priors are scaled to the
-runs, are drawn from a fixed range (E 1.6-2.1, each reducible term 0.2-1.0 at the ladder's
-centre). The fit's default draws (4 x 1,000 after 1,000 tuning steps, re-run at target_accept
-0.99 when its checks fail); the law's stage only (no discrepancy, no band scale): the data
-follow the law, and the check is of the hierarchical model and its sampler.
+Each replication draws a population of ladders from the pooled model's own prior for what it pools:
+3, 5 or 8 groups of 5-20 runs; the population location ``mu`` and spread ``tau`` of each exponent in
+prior-quantile space from N(0, 1) and HalfNormal(``pooling.TAU_SCALE``), every group's exponents
+``F^-1(Phi(mu + tau z_g))``, ``z_g`` Student-t (``pooling.POPULATION_NU``), under the literature
+prior ``F`` the fit uses; each group's noise scale from the fit's sigma prior and one Student-t tail
+``nu`` for all groups from its prior (the fit shares it). E and the amplitudes, whose priors are
+scaled to the runs, are drawn from a fixed range (E 1.6-2.1, each reducible term 0.2-1.0 at the
+ladder's centre). The fit's default draws (4 x 1,000 after 1,000 tuning steps, re-run at
+target_accept 0.99 when its checks fail); the law's stage only (no discrepancy, no band scale): the
+data follow the law, and the check is of the hierarchical model and its sampler.
 
 Prints, over the replications, the share of 90% intervals of every group's exponents and of the
 difference in expected loss between the first two groups at a 100x larger model (N = 1e11,
@@ -76,6 +76,7 @@ def population_ladders(rng: np.random.Generator) -> tuple[pd.DataFrame, dict[str
         p: rng.normal() + abs(rng.normal(0, TAU_SCALE)) * rng.standard_t(POPULATION_NU, size=n_groups)
         for p in ("alpha", "beta")
     }
+    nu = float(stats.gamma(2.0, scale=10.0).rvs(random_state=rng))  # one Student-t tail, shared as in the fit
     parts, truths = [], {}
     for g in range(n_groups):
         n = int(rng.integers(5, 21))
@@ -87,7 +88,6 @@ def population_ladders(rng: np.random.Generator) -> tuple[pd.DataFrame, dict[str
         truth["A"] = rng.uniform(0.2, 1.0) * center_N ** truth["alpha"]
         truth["B"] = rng.uniform(0.2, 1.0) * center_D ** truth["beta"]
         sigma = float(np.exp(rng.normal(q["log_sigma"]["mean"], q["log_sigma"]["sd"])))
-        nu = float(stats.gamma(2.0, scale=10.0).rvs(random_state=rng))
         runs = simulate_runs(pd.DataFrame({"N": N, "D": D}), truth, sigma=sigma, nu=nu, seed=int(rng.integers(1 << 30)))
         parts.append(runs[["N", "D", "loss"]].assign(mix=f"g{g}"))
         truths[f"g{g}"] = truth

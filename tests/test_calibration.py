@@ -94,12 +94,16 @@ def test_band_scale_changes_width_not_median(real_fit, monkeypatch):
     assert np.log(wide["upper"] / wide["median"]) == pytest.approx(2 * np.log(base["upper"] / base["median"]), rel=1e-3)
 
 
-def test_too_few_runs_to_hold_out_leaves_the_scale_at_one(mock_sampler, demo_runs):
+def test_too_few_runs_to_hold_out_leaves_the_scale_at_one(mock_sampler, demo_runs, caplog):
+    import logging
+
     small = demo_runs.subset(np.arange(len(demo_runs)) < 8)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), caplog.at_level(logging.INFO, logger="bayescale"):
         warnings.simplefilter("ignore", DiagnosticsWarning)
         result = bs.fit(small, seed=1)
     assert result.band_scale == 1.0 and result.tree["calibration"].to_dataset().sizes["heldout"] == 0
+    said = [r.getMessage() for r in caplog.records if "band scale" in r.getMessage()]
+    assert said == ["band scale 1.00: too few runs to hold out the top 20% and re-fit"]  # not "held nan% of them"
 
 
 def _runs(N, D, loss=None):
