@@ -44,6 +44,7 @@ def runs_csv(tmp_path):
 def mock_sampler(monkeypatch):
     """Replace pm.sample by prior draws (milliseconds): for structure, not numbers."""
     import pymc as pm
+    import pytensor
     from pymc.testing import mock_sample
 
     def fake_sample(*args, **kwargs):
@@ -58,7 +59,10 @@ def mock_sampler(monkeypatch):
             warnings.filterwarnings("ignore", message="Numba will use object mode", category=UserWarning)
             # the discrepancy's collapsed likelihood is a Potential, which prior draws ignore -- as a mock should
             warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
-            return mock_sample(sample_stats={"diverging": lambda size: np.zeros(size, dtype=bool)}, **kwargs)
+            # FAST_COMPILE: prior draws one at a time through the Python linker take a quarter of the time
+            # they take through numba (demo model, 1,000 draws: 1.1 s against 4-5 s), and skip numba's compile
+            with pytensor.config.change_flags(mode="FAST_COMPILE"):
+                return mock_sample(sample_stats={"diverging": lambda size: np.zeros(size, dtype=bool)}, **kwargs)
 
     from bayescale import compiled
 
