@@ -42,7 +42,7 @@ def runs_csv(tmp_path):
 
 @pytest.fixture
 def mock_sampler(monkeypatch):
-    """Replace pm.sample by prior draws (milliseconds): for structure, not numbers."""
+    """Replace pm.sample by prior draws (about a second a stage): for structure, not numbers."""
     import pymc as pm
     import pytensor
     from pymc.testing import mock_sample
