@@ -243,7 +243,9 @@ def _store_calibration(result: ScalingFit, lfo: Mapping[str, Any]) -> None:
     result.tree.attrs["band_scale"] = scale
     result.tree.attrs["calibration_reach"] = json.dumps(lfo["reach"])
     if not lfo["z"].size:
-        log.info("band scale 1.00: too few runs to hold out the top %.0f%% and re-fit", 100 * calibration.HOLDOUT)
+        log.info(
+            "band scale %.2f: too few runs to hold out the top %.0f%% and re-fit", scale, 100 * calibration.HOLDOUT
+        )
         return
     log.info(
         "band scale %.2f from %d held-out runs (90%% bands of the re-fit held %.0f%% of them)",

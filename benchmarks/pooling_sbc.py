@@ -33,14 +33,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 import bayescale as bs
 from bayescale.datasets.simulate import simulate_runs
 from bayescale.diagnostics import DiagnosticsWarning
 from bayescale.literature import load as load_literature
+from bayescale.model import noise_priors
 from bayescale.pooling import POPULATION_NU, TAU_SCALE
 from bayescale.predict import law_log_loss
+from bayescale.priors import to_scipy
 
 REPLICATIONS = 50
 GROUP_COUNTS = (3, 5, 8)
@@ -75,7 +76,7 @@ def population_ladders(rng: np.random.Generator) -> tuple[pd.DataFrame, dict[str
         p: rng.normal() + abs(rng.normal(0, TAU_SCALE)) * rng.standard_t(POPULATION_NU, size=n_groups)
         for p in ("alpha", "beta")
     }
-    nu = float(stats.gamma(2.0, scale=10.0).rvs(random_state=rng))  # one Student-t tail, shared as in the fit
+    nu = float(to_scipy(noise_priors()["nu"]).rvs(random_state=rng))  # one Student-t tail, shared as in the fit
     parts, truths = [], {}
     for g in range(n_groups):
         n = int(rng.integers(5, 21))
