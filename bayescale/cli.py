@@ -314,6 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_columns(p)
     _add_sampling(p)
 
+    p = sub.add_parser("cache", help="the compiled-model cache shared by bayescale processes: info or clear")
+    p.add_argument("action", choices=("info", "clear"), help="info: where, how big, entries; clear: delete them")
+    p.add_argument("--format", choices=FORMATS, default="table")
+
     p = sub.add_parser("demo", help="fit the embedded demo ladder and predict a 70B model on 1.4T tokens")
     p.add_argument("--out-dir", default="bayescale-demo", help="folder for the demo's files (default ./bayescale-demo)")
     p.add_argument("--draws", type=_positive_int, default=1000)
@@ -805,6 +809,20 @@ def _cmd_design(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cache(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from bayescale import model_cache
+
+    if args.action == "clear":
+        removed = model_cache.clear()
+        log.info("removed %d files from %s", removed, model_cache.cache_dir())
+    info = model_cache.info()
+    table = pd.DataFrame([{**info, "megabytes": round(info["bytes"] / 1e6, 2)}])
+    sys.stdout.write(render(table, args.format))
+    return 0
+
+
 COMMANDS = {
     "fit": _cmd_fit,
     "fit-task": _cmd_fit_task,
@@ -818,6 +836,7 @@ COMMANDS = {
     "fit-many": _cmd_fit_many,
     "design": _cmd_design,
     "demo": _cmd_demo,
+    "cache": _cmd_cache,
 }
 
 

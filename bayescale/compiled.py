@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from bayescale import model_cache
 from bayescale.data import Runs
 from bayescale.laws import Law
 from bayescale.model import build_model, structure
@@ -63,13 +64,12 @@ def cached(key: tuple, build: Callable[[], Any], what: str) -> Any:
     what : str
         Name of the model, for the debug log.
     """
-    import nutpie
 
     model = build()
     compiled = _CACHE.get(key)
     if compiled is None:
         log.debug("compiling the %s model (once per process)", what)
-        compiled = nutpie.compile_pymc_model(model)
+        compiled = model_cache.compile_model(model, what)
         _CACHE[key] = compiled
         return compiled
     swapped = compiled.with_data(**{v.name: v.get_value() for v in model.data_vars})

@@ -1,6 +1,6 @@
 """Fit speed: the package's default CLI fit against the Hoffmann/Epoch recipe, in the same run.
 
-Usage: python benchmarks/fit_speed.py [--boot 4000] [--sizes 245,1000,10000] [--skip-recipe]
+Usage: python benchmarks/fit_speed.py [--boot 4000] [--sizes 245,1000,10000] [--skip-recipe] [--only-cache]
 
 1. The 245 Chinchilla runs (../shared/data/chinchilla_epoch.csv):
    - recipe: Huber (delta 1e-3) on log L, L-BFGS-B from all 4,500 grid starts (a, b in {0..25 step 5},
@@ -8,7 +8,9 @@ Usage: python benchmarks/fit_speed.py [--boot 4000] [--sizes 245,1000,10000] [--
      full-data optimum: the one shortcut, stated);
    - bayescale fit (CLI, process start included): the default (law + discrepancy + calibration) and
      the law alone (--no-discrepancy --no-calibrate); 4 chains x 1000 draws; min bulk ESS of the law's
-     parameters and ESS per second of wall time.
+     parameters and ESS per second of wall time. Each twice, from an empty BAYESCALE_CACHE_DIR: the
+     first process builds the compiled model and fills the cache, the second loads it (``vs_first``:
+     its time over the first's; whether both saved the same draws goes to stderr).
    `bayescale compare RUNS --laws kaplan,chinchilla` and `bayescale backtest RUNS --holdout rolling`
    (default fits inside, CLI).
 2. bayescale predict of 10,000 points from the saved default fit (CLI, process start included;
@@ -24,6 +26,8 @@ Prints one table; every time is wall-clock on this machine.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,9 +50,11 @@ CHINCHILLA_COLUMNS = ["--n-col", "Model Size", "--c-col", "Training FLOP", "--lo
 LAW = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}
 
 
-def _run(args: list[str]) -> float:
+def _run(args: list[str], cache: Path | None = None) -> float:
+    """Wall time of one CLI command in a new process (``cache``: its BAYESCALE_CACHE_DIR)."""
+    env = dict(os.environ, **({"BAYESCALE_CACHE_DIR": str(cache)} if cache is not None else {}))
     start = time.perf_counter()
-    subprocess.run(CLI + args, check=True, capture_output=True, text=True)
+    subprocess.run(CLI + args, check=True, capture_output=True, text=True, env=env)
     return time.perf_counter() - start
 
 
@@ -77,6 +83,7 @@ def main() -> None:
     ap.add_argument("--boot", type=int, default=4000)
     ap.add_argument("--sizes", default="245,1000,10000")
     ap.add_argument("--skip-recipe", action="store_true")
+    ap.add_argument("--only-cache", action="store_true", help="stop after the first/second-process rows")
     a = ap.parse_args()
     rows = []
     work = Path(tempfile.mkdtemp(prefix="bayescale-speed-"))
@@ -92,28 +99,46 @@ def main() -> None:
     else:
         t_recipe = float("nan")
 
+    cache = work / "model-cache"  # the compiled-model cache of every later command
     for label, extra in (("default", []), ("law only", ["--no-discrepancy", "--no-calibrate"])):
-        out = work / f"chinchilla_{label.replace(' ', '_')}.nc"
-        wall = _run(["fit", str(DATA), "--out", str(out), "--seed", "1", *CHINCHILLA_COLUMNS, *extra])
-        ess, rhat, khat = _ess(out)
-        rows.append(
-            {
-                "job": f"bayescale fit, 245 runs, {label} (CLI)",
-                "wall_s": wall,
-                "min_bulk_ess": ess,
-                "ess_per_s": ess / wall,
-                "max_rhat": rhat,
-                "max_khat": khat,
-                "vs_recipe": wall / t_recipe,
-            }
+        empty = work / f"cache-{label.replace(' ', '_')}"  # starts empty: the first process fills it
+        first = None
+        for process in ("first process, empty cache", "second process, cache filled"):
+            out = work / f"chinchilla_{label.replace(' ', '_')}_{process.split()[0]}.nc"
+            wall = _run(["fit", str(DATA), "--out", str(out), "--seed", "1", *CHINCHILLA_COLUMNS, *extra], empty)
+            first = wall if first is None else first
+            ess, rhat, khat = _ess(out)
+            rows.append(
+                {
+                    "job": f"bayescale fit, 245 runs, {label} (CLI, {process})",
+                    "wall_s": wall,
+                    "vs_first": wall / first,
+                    "min_bulk_ess": ess,
+                    "ess_per_s": ess / wall,
+                    "max_rhat": rhat,
+                    "max_khat": khat,
+                    "vs_recipe": wall / t_recipe,
+                }
+            )
+            print(f"bayescale {label}, {process}: {wall:.1f} s, min ESS {ess:.0f}", file=sys.stderr)
+        draws = [bs.load(work / f"chinchilla_{label.replace(' ', '_')}_{p}.nc").tree for p in ("first", "second")]
+        same = all(
+            np.array_equal(draws[0]["posterior"][v].to_numpy(), draws[1]["posterior"][v].to_numpy())
+            for v in draws[0]["posterior"].data_vars
         )
-        print(f"bayescale {label}: {wall:.1f} s, min ESS {ess:.0f}", file=sys.stderr)
+        print(f"bayescale {label}: same draws in both processes: {same}", file=sys.stderr)
+        shutil.copy(
+            work / f"chinchilla_{label.replace(' ', '_')}_first.nc", work / f"chinchilla_{label.replace(' ', '_')}.nc"
+        )
 
+    if a.only_cache:
+        _print(rows)
+        return
     for job, args in (
         ("bayescale compare, kaplan vs chinchilla, 245 runs (CLI)", ["compare", "--laws", "kaplan,chinchilla"]),
         ("bayescale backtest --holdout rolling, 245 runs (CLI)", ["backtest", "--holdout", "rolling"]),
     ):
-        wall = _run([args[0], str(DATA), *args[1:], "--seed", "1", *CHINCHILLA_COLUMNS])
+        wall = _run([args[0], str(DATA), *args[1:], "--seed", "1", *CHINCHILLA_COLUMNS], cache)
         rows.append({"job": job, "wall_s": wall, "vs_recipe": wall / t_recipe})
         print(f"{job}: {wall:.1f} s", file=sys.stderr)
 
@@ -137,7 +162,7 @@ def main() -> None:
         csv = work / f"synthetic_{n}.csv"
         _synthetic(n, seed=n).to_csv(csv, index=False)
         out = work / f"synthetic_{n}.nc"
-        wall = _run(["fit", str(csv), "--out", str(out), "--seed", "1"])
+        wall = _run(["fit", str(csv), "--out", str(out), "--seed", "1"], cache)
         ess, rhat, khat = _ess(out)
         rows.append(
             {
@@ -152,6 +177,10 @@ def main() -> None:
         )
         print(f"{n} runs: {wall:.1f} s, max R-hat {rhat:.3f}", file=sys.stderr)
 
+    _print(rows)
+
+
+def _print(rows: list[dict]) -> None:
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3g}".format):
         print(table.to_string(index=False))

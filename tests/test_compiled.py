@@ -53,8 +53,6 @@ def test_structure_ignores_the_data_and_sees_families_and_fixed_values():
 def test_a_structure_is_compiled_once_then_its_data_swapped(monkeypatch):
     import dataclasses
 
-    import nutpie
-
     builds, swaps = [], []
 
     @dataclasses.dataclass(frozen=True)
@@ -65,11 +63,11 @@ def test_a_structure_is_compiled_once_then_its_data_swapped(monkeypatch):
             swaps.append(values)
             return self
 
-    def fake_compile(model):
+    def fake_compile(model, what="model"):
         builds.append(model)
         return Fake()
 
-    monkeypatch.setattr(nutpie, "compile_pymc_model", fake_compile)
+    monkeypatch.setattr(compiled.model_cache, "compile_model", fake_compile)
     monkeypatch.setattr(compiled, "initial_point_function", lambda model, first: "initial points of the new runs")
     compiled.clear()
     law = get_law("chinchilla")
