@@ -93,6 +93,13 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
         help="prior set: literature (learned from published ladders; lets 3+ runs, one budget or one "
         "tokens-per-parameter line fit), weak (data-scaled defaults), auto (literature where the law has one; default)",
     )
+    g.add_argument(
+        "--literature-exclude",
+        metavar="SOURCE",
+        default=None,
+        help="the literature prior re-learned without SOURCE (a source id of literature.json: gadre2024, "
+        "hoffmann2022, muennighoff2023, porian2024), for scoring a ladder of that source out of sample",
+    )
     g.add_argument("--draws", type=_positive_int, default=1000, help="posterior draws per chain (default 1000)")
     g.add_argument("--tune", type=_positive_int, default=1000, help="tuning steps per chain (default 1000)")
     g.add_argument("--chains", type=_positive_int, default=4, help="chains (default 4)")
@@ -392,8 +399,10 @@ def _unique_tokens(args: argparse.Namespace, result: object, df=None) -> dict[st
 
 def _sampling_options(args: argparse.Namespace) -> dict[str, object]:
     """Keyword arguments of :func:`bayescale.fit` from the sampling option group."""
+    from bayescale.literature import with_exclusion
+
     return {
-        "prior_set": args.priors,
+        "prior_set": with_exclusion(args.priors, args.literature_exclude),
         "draws": args.draws,
         "tune": args.tune,
         "chains": args.chains,
@@ -840,20 +849,60 @@ COMMANDS = {
 }
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Log lines to whatever ``sys.stderr`` is when they are written (a test's capture, a redirected stream)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # logging's attribute, read at every record
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # logging sets it once at construction; sys.stderr is read instead
+        pass
+
+
+#: Library warnings the user cannot act on, by category (message filters for the few named ones below).
+LIBRARY_CHATTER = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+
+def show_warnings() -> None:
+    """The command line's warning filters: the package's own warnings always, named library chatter never.
+
+    Every :class:`~bayescale.errors.BayescaleWarning` (diagnostics, comparison) goes to stderr as
+    ``warning: ...``. Silenced by category: the libraries' deprecation notices
+    (:data:`LIBRARY_CHATTER`: about their APIs, not the user's runs); numba's performance and
+    caching notes (whatever numba's modules issue); floating-point notes from NumPy, SciPy, PyTensor, PyMC and
+    nutpie (``RuntimeWarning``: an overflow in the sampler's warm-up is handled there); and PyMC's
+    note that prior predictive draws ignore a ``Potential`` (the discrepancy's collapsed likelihood
+    is one, by design). Any other warning is shown.
+    """
+    from bayescale.errors import BayescaleWarning
+
+    warnings.resetwarnings()
+    warnings.simplefilter("default")
+    for category in LIBRARY_CHATTER:
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", module=r"numba(\.|$)")  # by module: importing numba for its category costs 0.5 s
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"(numpy|scipy|pytensor|pymc|nutpie)(\.|$)")
+    warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
+    warnings.filterwarnings("always", category=BayescaleWarning)
+    warnings.showwarning = lambda message, category, *a, **k: log.warning("warning: %s", message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bayescale`` command; returns the exit code."""
     args = build_parser().parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    log.addHandler(handler)
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):  # once per process, however many calls
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
     log.setLevel(logging.ERROR if args.quiet else logging.INFO)
     log.propagate = False
     logging.getLogger("pymc").setLevel(logging.ERROR)
-    from bayescale.diagnostics import DiagnosticsWarning
-
-    warnings.simplefilter("ignore")  # library deprecation chatter is not the user's business
-    warnings.simplefilter("always", DiagnosticsWarning)
-    warnings.showwarning = lambda message, category, *a, **k: log.warning("warning: %s", message)
+    show_warnings()
     try:
         return COMMANDS[args.command](args)
     except BayescaleError as ex:

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale.averaging import AveragedFit, AveragingError
-from bayescale.errors import BayescaleError
+from bayescale.errors import BayescaleError, BayescaleWarning
 from bayescale.result import ScalingFit
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ class ComparisonError(BayescaleError, ValueError):
     """Laws or settings that cannot be compared (unknown law, fewer than two, too few runs)."""
 
 
-class ComparisonWarning(UserWarning):
+class ComparisonWarning(BayescaleWarning):
     """A comparison whose LOO estimate is unreliable for some runs (Pareto k > 0.7)."""
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
+from bayescale.errors import BayescaleWarning
+
 #: Thresholds (Vehtari et al. 2021): R-hat at most 1.01, ESS at least 100 per chain.
 MAX_RHAT = 1.01
 MIN_ESS_PER_CHAIN = 100
@@ -20,7 +22,7 @@ DIVERGENCE_REMEDY = (
 )
 
 
-class DiagnosticsWarning(UserWarning):
+class DiagnosticsWarning(BayescaleWarning):
     """The sampler's diagnostics failed; the message says what to do."""
 
 

@@ -222,9 +222,23 @@ def _scale(domain: Domain, eta: float, ls: np.ndarray, sigma: float) -> np.ndarr
     return eta * spectral_weights(ls, domain.frequencies()) / sigma
 
 
+#: The hyperprior families :func:`_log_prior` writes out (and differentiates in :func:`_log_prior_grad`).
+PRIOR_FAMILIES = {"eta": "HalfNormal", "ls": "LogNormal", "sigma": "HalfNormal"}
+
+
 def _log_prior(theta: np.ndarray, domain: Domain, priors: Mapping[str, Prior]) -> Any:
     """Log density of the hyperpriors on the log scale (Jacobian included): a float for one ``theta``
-    (P,), an array for a batch (B, P)."""
+    (P,), an array for a batch (B, P).
+
+    Written out, up to a constant, rather than through :func:`bayescale.priors.to_scipy`: the EM step
+    and the importance sampler's mode search need its exact gradient (:func:`_log_prior_grad`), which
+    scipy does not give, and it is evaluated for batches of thousands of proposals. It is the same
+    density as scipy's (``tests/test_discrepancy.py`` compares them), for the families in
+    :data:`PRIOR_FAMILIES` only: other families raise here instead of being silently misread.
+    """
+    for name, family in PRIOR_FAMILIES.items():
+        if priors[name].dist != family:
+            raise ValueError(f"the discrepancy's {name} prior must be {family}, got {priors[name].dist}")
     t = np.asarray(theta, dtype=float)
     mu = np.log(np.asarray(domain.half)) + priors["ls"].kwargs["mu"]
     lp = -0.5 * (np.exp(t[..., 0]) / priors["eta"].kwargs["sigma"]) ** 2 + t[..., 0]

@@ -33,6 +33,10 @@ class PredictionError(BayescaleError, ValueError):
     """Points to predict are invalid (non-positive, non-finite, missing inputs)."""
 
 
+class BayescaleWarning(UserWarning):
+    """Base class of the package's own warnings: the command line always shows them on stderr."""
+
+
 class DiagnosticsError(BayescaleError, RuntimeError):
     """The sampler's diagnostics failed and ``strict`` was requested."""
 

@@ -71,7 +71,13 @@ class ImportanceDraws:
 
 
 def hessian(f: Callable[[np.ndarray], float], x: np.ndarray, step: float = 1e-3) -> np.ndarray:
-    """Central-difference Hessian of a scalar function ``f`` at ``x``."""
+    """Central-difference Hessian of a scalar function ``f`` at ``x``.
+
+    A fixed step: ``2 p^2 + 1`` evaluations for ``p`` (at most four) hyperparameters, each one Cholesky
+    factor of the collapsed posterior. ``scipy.differentiate.hessian`` adapts its steps with several times
+    as many evaluations and wants a vectorised ``f``; at a mode found by L-BFGS-B on a smooth density, a
+    fixed step of 1e-3 on the log scale errs by order 1e-6 (the step squared), ample for a proposal's scale.
+    """
     x = np.asarray(x, dtype=float)
     p = x.size
     H = np.empty((p, p))
@@ -102,22 +108,15 @@ def laplace_scale(neg_log_density: Callable[[np.ndarray], float], mode: np.ndarr
 
 
 def _t_logpdf(x: np.ndarray, mean: np.ndarray, chol: np.ndarray, df: float) -> np.ndarray:
-    from scipy import special
+    """Log density of the multivariate Student-t with scale ``chol @ chol.T`` (scipy.stats.multivariate_t)."""
+    from scipy.stats import multivariate_t
 
-    p = mean.size
-    z = np.linalg.solve(chol, (x - mean).T).T
-    maha = np.sum(z**2, axis=1)
-    log_det = np.sum(np.log(np.diag(chol)))
-    return (
-        special.gammaln((df + p) / 2)
-        - special.gammaln(df / 2)
-        - 0.5 * p * np.log(df * np.pi)
-        - log_det
-        - 0.5 * (df + p) * np.log1p(maha / df)
-    )
+    return np.atleast_1d(multivariate_t(loc=mean, shape=chol @ chol.T, df=df).logpdf(x))
 
 
 def _t_draws(rng: np.random.Generator, mean: np.ndarray, chol: np.ndarray, df: float, n: int) -> np.ndarray:
+    """Draws of that Student-t. Written out rather than ``multivariate_t.rvs``: the same distribution, but
+    scipy consumes the generator in another order, and this order is what every saved seeded fit drew."""
     z = rng.standard_normal((n, mean.size))
     g = rng.chisquare(df, size=(n, 1)) / df
     return mean + (z / np.sqrt(g)) @ chol.T

@@ -18,6 +18,12 @@ Prior sets (``prior_set=`` of :func:`bayescale.fit`, ``--priors`` on the command
 ``weak`` (the law's data-scaled defaults), ``literature`` (the above; an error for a law
 without one) and ``auto`` (the default: the literature prior where the law has one, else
 weak). Single parameters can still be overridden by the user.
+
+**Leaving a source out.** A figure that scores the default fit on a ladder from one of the
+sources the population was learned from is partly in-sample. ``literature.json`` therefore
+also holds, per source, the population re-learned without it (``without``); the prior set
+``"<set> without <source>"`` (``--literature-exclude SOURCE`` on the command line, e.g.
+``"auto without hoffmann2022"``) uses it. Every benchmark that scores such ladders does.
 """
 
 from __future__ import annotations
@@ -49,14 +55,63 @@ def load() -> dict[str, Any]:
     return json.loads(text)
 
 
-def resolve_set(prior_set: str, law_name: str) -> str:
-    """``weak`` or ``literature``: the prior set a fit of ``law_name`` uses.
+#: How a prior set names the source its literature population leaves out: ``"auto without gadre2024"``.
+WITHOUT = " without "
+
+
+def split_set(prior_set: str) -> tuple[str, str | None]:
+    """``(set, excluded source or None)`` of a prior set name such as ``"auto without hoffmann2022"``."""
+    base, sep, source = str(prior_set).partition(WITHOUT)
+    return base.strip(), (source.strip() or None) if sep else None
+
+
+def with_exclusion(prior_set: str, source: str | None) -> str:
+    """The prior set ``prior_set`` with its literature population learned without ``source`` (``None``: as is)."""
+    return prior_set if source is None else f"{split_set(prior_set)[0]}{WITHOUT}{source}"
+
+
+def sources() -> list[str]:
+    """The sources the shipped population was learned from (the ids ``--literature-exclude`` takes)."""
+    return list(load()["sources"])
+
+
+def quantities(exclude: str | None = None) -> dict[str, Any]:
+    """Per-quantity predictive of the shipped population, or of the one re-learned without ``exclude``.
 
     Raises
     ------
     PriorError
-        For an unknown set, or ``literature`` with a law that has none.
+        For a source the population was not learned from.
     """
+    doc = load()
+    if exclude is None:
+        return doc["quantities"]
+    without = doc.get("without", {})
+    if exclude not in without:
+        raise PriorError(
+            f"no literature prior without {exclude!r}: the sources are {', '.join(doc['sources'])} "
+            "(--literature-exclude takes one of them)"
+        )
+    return without[exclude]["quantities"]
+
+
+def resolve_set(prior_set: str, law_name: str) -> str:
+    """``weak`` or ``literature``: the prior set a fit of ``law_name`` uses.
+
+    ``prior_set`` may name a source to leave out (``"auto without gadre2024"``); the source is
+    checked here and used by :func:`priors_for`.
+
+    Raises
+    ------
+    PriorError
+        For an unknown set, ``literature`` with a law that has none, an unknown source, or a
+        source left out of the weak set (which has no population).
+    """
+    prior_set, excluded = split_set(prior_set)
+    if excluded is not None:
+        quantities(excluded)
+        if prior_set == "weak":
+            raise PriorError(f"--literature-exclude {excluded} needs the literature prior, not --priors weak")
     if prior_set not in PRIOR_SETS:
         raise PriorError(f"unknown prior set {prior_set!r}; choose one of {', '.join(PRIOR_SETS)}")
     if prior_set == "auto":
@@ -78,7 +133,9 @@ def sigmoid_moments(mean: float, sd: float) -> tuple[float, float]:
     return m, float(np.sqrt(max((w * (f - m) ** 2).sum(), 0.0)))
 
 
-def priors_for(law_name: str, runs: Runs, population: dict[str, Any] | None = None) -> dict[str, Prior]:
+def priors_for(
+    law_name: str, runs: Runs, population: dict[str, Any] | None = None, exclude: str | None = None
+) -> dict[str, Prior]:
     """Literature priors for ``law_name`` on ``runs`` (only the parameters it informs).
 
     Parameters
@@ -90,9 +147,11 @@ def priors_for(law_name: str, runs: Runs, population: dict[str, Any] | None = No
     population : dict, optional
         Per-quantity ``mean`` and ``sd`` (the ``quantities`` of ``literature.json``);
         default: the shipped one. Leave-one-source-out checks pass their own.
+    exclude : str, optional
+        A source: the shipped population re-learned without it (ignored when ``population`` is given).
     """
     resolve_set("literature", law_name)
-    q = population if population is not None else load()["quantities"]
+    q = population if population is not None else quantities(exclude)
     lmin = float(runs.loss.min())
     frac_mean, frac_sd = sigmoid_moments(q["logit_E_frac"]["mean"], q["logit_E_frac"]["sd"])
     return {

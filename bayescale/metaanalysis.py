@@ -33,7 +33,7 @@ PyMC is imported only inside :func:`population`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -177,8 +177,3 @@ def population(
             "rows": len(t),
         }
     return out
-
-
-def sources_in(table: pd.DataFrame) -> Sequence[str]:
-    """The distinct sources of a quantities table, sorted."""
-    return sorted(table["source"].unique())

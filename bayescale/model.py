@@ -47,7 +47,7 @@ def resolve_priors(
     prior_set : {"weak", "literature", "auto"}, default "weak"
         ``weak``: the law's data-scaled defaults; ``literature``: the population prior of
         :mod:`bayescale.literature` where it informs a parameter; ``auto``: literature when
-        the law has one.
+        the law has one. ``"<set> without <source>"``: the population re-learned without that source.
 
     Raises
     ------
@@ -58,7 +58,7 @@ def resolve_priors(
 
     resolved = {**law.default_priors(runs), **noise_priors()}
     if literature.resolve_set(prior_set, law.name) == "literature":
-        resolved.update(literature.priors_for(law.name, runs))
+        resolved.update(literature.priors_for(law.name, runs, exclude=literature.split_set(prior_set)[1]))
     for name, value in (priors or {}).items():
         if name not in resolved:
             raise PriorError(f"law {law.name} has no parameter {name!r}; its parameters are {', '.join(resolved)}")

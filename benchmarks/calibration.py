@@ -9,7 +9,10 @@ Methods, each fitted on fit.csv and scored on target.csv (90% bands by default):
   recipe+resid     the same with resampled residuals added to each bootstrap prediction
   discrepancy-only the default without the leave-future-out band scale (calibrate=False)
   plain-bayes      a plain Bayesian Chinchilla fit, independent Student-t noise (discrepancy=False, calibrate=False)
-Prints per task and method: coverage, median ARE, median width, interval score; then the mean over tasks.
+Prints per task and method: coverage, median ARE, median width, interval score, whether the fit warned
+(DiagnosticsWarning); then the mean over tasks. A task folder with source.txt (a source of the literature
+prior) is fitted with the prior re-learned without that source ("auto without SOURCE", the
+`--literature-exclude` of the command line), so its figures are out of sample.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from dev_tasks import PREFIX as DEV_PREFIX
 
 import bayescale as bs
 from bayescale.backtesting import interval_metrics
+from bayescale.diagnostics import DiagnosticsWarning
+from bayescale.literature import with_exclusion
 
 DEFAULT_TASKS = Path(__file__).resolve().parents[2] / "shared" / "tasks"
 
@@ -40,20 +45,25 @@ def run_task(task: Path, level: float, n_boot: int, seed: int) -> list[dict]:
     fit_df, target = pd.read_csv(task / "fit.csv"), pd.read_csv(task / "target.csv")
     N, D, L = (target[c].to_numpy(float) for c in ("N", "D", "loss"))
     rows = []
+    # out of sample: a task of a source the literature prior was learned from gets the prior without it
+    source = (task / "source.txt").read_text().strip() if (task / "source.txt").exists() else None
+    prior_set = with_exclusion("auto", source)
     for name, options in (
         ("bayescale", {}),
         ("discrepancy-only", {"calibrate": False}),
         ("plain-bayes", {"discrepancy": False, "calibrate": False}),
     ):
         t0 = time.time()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fit = bs.fit(bs.load_runs(fit_df), seed=seed, **options)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DiagnosticsWarning)  # counted below, not hidden
+            fit = bs.fit(bs.load_runs(fit_df), seed=seed, prior_set=prior_set, **options)
         pred = fit.predict(N=N, D=D, interval=level)
         rows.append(
             {
                 "task": task.name,
                 "method": name,
+                "prior": prior_set,
+                "warned": int(any(issubclass(w.category, DiagnosticsWarning) for w in caught)),
                 "seconds": time.time() - t0,
                 **interval_metrics(L, pred["median"], pred["lower"], pred["upper"], level),
             }

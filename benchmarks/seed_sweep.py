@@ -4,7 +4,9 @@ Usage: python benchmarks/seed_sweep.py [TASKS_DIR] [--seeds 1 2 3 4 5] [--interv
 
 For every task folder (fit.csv, target.csv) and every seed it runs exactly what the acceptance checks
 run -- ``bayescale fit fit.csv --out F --seed S`` then ``bayescale predict F --points target.csv`` --
-and prints one line per fit: whether the fit warned (a ``warning:`` line on stderr), the worst R-hat,
+(with ``--literature-exclude SOURCE`` for a task folder with source.txt, as
+``../shared/tools/eval_tasks.py --exclude-own-source`` does, so figures on the literature prior's own sources
+are out of sample) and prints one line per fit: whether the fit warned (a ``warning:`` line on stderr), the worst R-hat,
 the smallest bulk ESS and the divergences over every stage (from the saved fit's diagnostics table),
 the coverage of the targets by the bands and the mean interval score (relative to the truth, in %).
 Then the baseline recipe's figures on the same tasks (Hoffmann/Epoch Huber fit + bootstrap with resampled
@@ -46,6 +48,9 @@ def run_fit(cli: list[str], task: Path, seed: int, level: float, extra: list[str
     """Fit and predict one task at one seed through the CLI; read the saved fit's diagnostics."""
     import bayescale as bs
 
+    source = task / "source.txt"  # out of sample: the literature prior re-learned without the task's source
+    if source.exists():
+        extra = [*extra, "--literature-exclude", source.read_text().strip()]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "fit.nc"
         t0 = time.perf_counter()

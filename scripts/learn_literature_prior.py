@@ -5,7 +5,9 @@ Every LM-loss ladder in ../shared/data (Hoffmann et al. 2022 via Epoch AI; Gadre
 2023, single-epoch runs) is fitted alone with the weak default priors (the law's stage only);
 its transferable quantities (bayescale.metaanalysis.ladder_quantities) go to
 ``literature_ladders.csv``; the hierarchical population over them
-(bayescale.metaanalysis.population) goes to ``literature.json``.
+(bayescale.metaanalysis.population) goes to ``literature.json``, with the population re-learned
+without each source (``without``: what ``--literature-exclude SOURCE`` uses). Each population is
+re-sampled with more draws until its R-hat and ESS pass the package's own limits.
 
 Usage:
     python scripts/learn_literature_prior.py [--data DIR] [--out DIR] [--quick] [--seed S]
@@ -68,11 +70,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import bayescale as bs
     from bayescale.diagnostics import DiagnosticsWarning
-    from bayescale.metaanalysis import ladder_quantities, population
+    from bayescale.metaanalysis import ladder_quantities
 
     if args.from_table is not None:
         table = pd.read_csv(args.from_table)
-        return _write(args, table, population(table, seed=args.seed), time.time())
+        return _write(args, table, time.time())
     todo = ladders(args.data)
     if args.quick:
         seen: dict[str, int] = {}
@@ -105,12 +107,39 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     table = pd.DataFrame(rows)
-    pop = population(table, seed=args.seed, **({"draws": 1000, "tune": 1000} if args.quick else {}))
-    return _write(args, table, pop, t0)
+    return _write(args, table, t0)
 
 
-def _write(args: argparse.Namespace, table: pd.DataFrame, pop: dict, t0: float) -> int:
-    """Write the ladders table and the population; print the population."""
+def checked_population(table: pd.DataFrame, seed: int, quick: bool, label: str) -> dict:
+    """The population of ``table``, re-sampled with twice the draws (up to twice) until every
+    quantity's R-hat and bulk ESS pass the package's own limits (diagnostics.MAX_RHAT, 100 per chain)."""
+    from bayescale.diagnostics import MAX_RHAT, MIN_ESS_PER_CHAIN
+    from bayescale.metaanalysis import population
+
+    draws, tune = (1000, 1000) if quick else (4000, 2000)
+    for attempt in range(3):
+        pop = population(table, seed=seed + attempt, draws=draws, tune=tune)
+        worst_rhat = max(q["max_rhat"] for q in pop.values())
+        worst_ess = min(q["min_ess_bulk"] for q in pop.values())
+        print(f"{label}: {draws} draws, max R-hat {worst_rhat:.4f}, min bulk ESS {worst_ess:.0f}", file=sys.stderr)
+        if worst_rhat <= MAX_RHAT and worst_ess >= 4 * MIN_ESS_PER_CHAIN:
+            return pop
+        draws, tune = 2 * draws, 2 * tune
+    raise SystemExit(f"{label}: the population's diagnostics still fail after {attempt + 1} attempts")
+
+
+def _write(args: argparse.Namespace, table: pd.DataFrame, t0: float) -> int:
+    """Learn the population (and one without each source), write it and the ladders table; print it."""
+    pop = checked_population(table, args.seed, args.quick, "all sources")
+    without = {}
+    # --quick (CI): the leave-one-out population of the first source only; a full run does every source
+    for source in sorted(table["source"].unique())[: 1 if args.quick else None]:
+        rest = table[table["source"] != source]
+        without[source] = {
+            "sources": sorted(rest["source"].unique()),
+            "ladders": int(rest.drop_duplicates(["source", "ladder"]).shape[0]),
+            "quantities": checked_population(rest, args.seed, args.quick, f"without {source}"),
+        }
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "literature_ladders.csv", index=False, float_format="%.6g")
     doc = {
@@ -121,6 +150,8 @@ def _write(args: argparse.Namespace, table: pd.DataFrame, pop: dict, t0: float) 
         "sources": sorted(table["source"].unique()),
         "ladders": int(table.drop_duplicates(["source", "ladder"]).shape[0]),
         "quantities": pop,
+        # leave-one-source-out populations: the prior set "auto without SOURCE" (--literature-exclude)
+        "without": without,
     }
     (args.out / "literature.json").write_text(json.dumps(doc, indent=2) + "\n")
     for q, s in pop.items():

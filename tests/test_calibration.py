@@ -54,8 +54,11 @@ def test_fit_stores_the_calibration(mock_sampler, demo_runs):
     assert "calibration" in result.tree.children and "band_scale" in result.tree.attrs
     table = result.tree["calibration"].to_dataset()
     assert set(table.data_vars) == {"z", "C"}
-    held = table.sizes["heldout"]
-    assert held == round(cal.HOLDOUT * len(demo_runs)) or held > 0
+    from bayescale.splits import holdout_top_compute
+
+    top = holdout_top_compute(demo_runs, cal.HOLDOUT)  # the runs the re-fit leaves out: the top 20% by compute
+    assert table.sizes["heldout"] == int(top.sum()) > 0
+    np.testing.assert_allclose(np.sort(table["C"].to_numpy()), np.sort(demo_runs.values("C")[top]))
     assert result.band_scale == pytest.approx(cal.band_scale(table["z"].to_numpy()))
     assert "calibration" not in plain.tree.children and plain.band_scale == 1.0
 

@@ -199,3 +199,36 @@ def test_fit_end_to_end_subprocess(tmp_path, demo_runs):
     assert fit.seed == 3 and str(fit.priors["alpha"]) == "Normal(mu=0.35, sigma=0.1)"
     assert fit.discrepancy is None  # --no-discrepancy
     assert fit.tree.attrs["retry"] == 0  # --no-retry
+
+
+def test_log_lines_are_written_once_however_often_main_runs(real_fit_path, capsys):
+    for _ in range(3):
+        code, _, err = run(["predict", real_fit_path, "--N", "7e10", "--D", "1.4T", "--U", "1e12"], capsys)
+        assert code == 0
+        assert err.count("unique tokens U ignored") == 1, err
+
+
+def test_the_packages_warnings_reach_stderr_and_library_deprecations_do_not(real_fit_path, capsys, monkeypatch):
+    """compare's Pareto-k warning is shown (the CLI used to silence every warning but diagnostics')."""
+    import warnings
+
+    import pandas as pd
+
+    from bayescale import comparison
+    from bayescale.comparison import ComparisonWarning
+
+    class Result:
+        table = pd.DataFrame({"law": ["kaplan"], "elpd_loo": [1.0]})
+
+    def fake_compare(*args, **kwargs):
+        warnings.warn(
+            "kaplan: 2 run(s) with Pareto k > 0.7: their LOO estimate is unreliable", ComparisonWarning, stacklevel=2
+        )
+        warnings.warn("numpy.foo is deprecated", DeprecationWarning, stacklevel=2)
+        return Result()
+
+    monkeypatch.setattr(comparison, "compare", fake_compare)
+    code, out, err = run(["compare", real_fit_path, real_fit_path, "--format", "csv"], capsys)
+    assert code == 0 and "elpd_loo" in out
+    assert "warning: kaplan: 2 run(s) with Pareto k > 0.7" in err
+    assert "deprecated" not in err

@@ -68,7 +68,8 @@ def test_a_structure_is_compiled_once_then_its_data_swapped(monkeypatch):
         return Fake()
 
     monkeypatch.setattr(compiled.model_cache, "compile_model", fake_compile)
-    monkeypatch.setattr(compiled, "initial_point_function", lambda model, first: "initial points of the new runs")
+    starts = []  # the models the swaps take their chains' initial points from
+    monkeypatch.setattr(compiled, "initial_point_function", lambda model, first: starts.append(model))
     compiled.clear()
     law = get_law("chinchilla")
     a, b = _runs(12, 0), _runs(7, 1)
@@ -77,7 +78,9 @@ def test_a_structure_is_compiled_once_then_its_data_swapped(monkeypatch):
     assert len(builds) == 1 and len(swaps) == 1
     np.testing.assert_allclose(swaps[0]["log_loss_observed"], np.log(b.loss))
     assert swaps[0]["log_inputs"].shape == (2, 7)
-    assert compiled.law_model(law, b, resolve_priors(law, b)).initial_point_func == "initial points of the new runs"
+    assert len(starts) == 1  # ... from a model built on b's runs, not the compiled one's (a's)
+    observed = {v.name: v.get_value() for v in starts[0].data_vars}["log_loss_observed"]
+    np.testing.assert_allclose(observed, np.log(b.loss))
     assert len(builds) == 1
     compiled.law_model(law, a, resolve_priors(law, a, prior_set="weak") | {"alpha": Prior("Normal", mu=0.3, sigma=0.1)})
     assert len(builds) == 2

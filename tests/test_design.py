@@ -108,3 +108,40 @@ def test_cli_design(real_fit, real_fit_path, tmp_path, capsys):
         assert main(["design", str(real_fit_path), "--target", "70B,1.4T", *args]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
+
+
+@pytest.mark.parametrize("engine", ["linear", "reweight"])
+def test_both_engines_give_the_closed_form_variance_after_a_run(engine):
+    """A Gaussian toy with a known answer: theta ~ N(0, 1); candidate c observes a_c theta + N(0, s^2) noise,
+    after which Var(theta) = 1 / (1 + a_c^2 / s^2). Both engines must reproduce it, hence rank by it."""
+    from bayescale.next_runs import _Linear, _Reweight
+
+    rng = np.random.default_rng(0)
+    S, s = 4000, 0.5
+    theta = rng.standard_normal(S)
+    a = np.array([0.25, 0.5, 1.0, 2.0])
+    mu = theta[:, None] * a[None, :]
+    sigma, nu = np.full(S, s), np.full(S, 1e6)  # Student-t with nu -> inf: Gaussian noise
+    exact = 1.0 / (1.0 / np.var(theta) + a**2 / s**2)  # the draws' own variance in place of 1
+    if engine == "linear":
+        got = _Linear(mu, theta, sigma, nu).expected()
+        np.testing.assert_allclose(got, exact, rtol=1e-5)  # its noise sigma^2 (nu + 3) / (nu + 1): 2e-6 above s^2
+    else:
+        got = _Reweight(mu, theta, sigma, nu, outcomes=400, rng=np.random.default_rng(1)).expected()
+        np.testing.assert_allclose(got, exact, rtol=0.1)  # 400 outcomes x 4,000 draws: a few % Monte Carlo error
+    assert list(np.argsort(got)) == [3, 2, 1, 0]  # the most informative run first
+
+
+def test_conditioning_on_a_pick_is_the_sequential_closed_form():
+    """After observing candidate 0, candidate 1's value is what a second observation adds."""
+    from bayescale.next_runs import _Linear
+
+    rng = np.random.default_rng(2)
+    theta = rng.standard_normal(4000)
+    s = 0.5
+    engine = _Linear(np.stack([theta, theta], axis=1), theta, np.full(4000, s), np.full(4000, 1e6))
+    engine.add(0)
+    v = np.var(theta)
+    after_one = 1.0 / (1.0 / v + 1.0 / s**2)
+    assert engine.variance == pytest.approx(after_one, rel=1e-5)
+    assert engine.expected()[1] == pytest.approx(1.0 / (1.0 / v + 2.0 / s**2), rel=1e-5)

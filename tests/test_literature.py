@@ -46,6 +46,47 @@ def test_priors_for_scales_E_by_the_smallest_loss():
     assert 0 < p["E"].kwargs["mu"] < runs.loss.min()
     q = literature.load()["quantities"]
     assert p["alpha"].kwargs == {"mu": q["log_alpha"]["mean"], "sigma": q["log_alpha"]["sd"]}
+    assert p["beta"].kwargs == {"mu": q["log_beta"]["mean"], "sigma": q["log_beta"]["sd"]}
+    assert p["sigma"].kwargs == {"mu": q["log_sigma"]["mean"], "sigma": q["log_sigma"]["sd"]}
+    frac_mean, frac_sd = literature.sigmoid_moments(q["logit_E_frac"]["mean"], q["logit_E_frac"]["sd"])
+    assert p["E"].kwargs["mu"] == pytest.approx(frac_mean * runs.loss.min())
+    assert p["E"].kwargs["sigma"] == pytest.approx(frac_sd * runs.loss.min())
+
+
+def test_the_shipped_populations_pass_the_packages_own_diagnostics():
+    """literature.json and each of its leave-one-source-out populations: R-hat <= 1.01, bulk ESS >= 400."""
+    from bayescale.diagnostics import MAX_RHAT, MIN_ESS_PER_CHAIN
+
+    doc = literature.load()
+    populations = {"all": doc["quantities"]} | {s: w["quantities"] for s, w in doc["without"].items()}
+    assert set(doc["without"]) == set(doc["sources"])
+    for name, quantities in populations.items():
+        assert set(quantities) == set(metaanalysis.QUANTITIES), name
+        for q, s in quantities.items():
+            assert s["max_rhat"] <= MAX_RHAT, (name, q, s["max_rhat"])
+            assert s["min_ess_bulk"] >= 4 * MIN_ESS_PER_CHAIN, (name, q, s["min_ess_bulk"])
+    for source, w in doc["without"].items():
+        assert source not in w["sources"] and len(w["sources"]) == len(doc["sources"]) - 1
+        assert all(s["sources"] == len(doc["sources"]) - 1 for s in w["quantities"].values())
+
+
+def test_a_prior_set_can_leave_a_source_out():
+    from bayescale.laws import get_law
+    from bayescale.model import resolve_priors
+
+    runs, law = _runs(), get_law("chinchilla")
+    default = resolve_priors(law, runs, None, "auto")
+    without = resolve_priors(law, runs, None, "auto without hoffmann2022")
+    q = literature.load()["without"]["hoffmann2022"]["quantities"]
+    assert without["alpha"].kwargs == {"mu": q["log_alpha"]["mean"], "sigma": q["log_alpha"]["sd"]}
+    assert without["alpha"].kwargs != default["alpha"].kwargs
+    assert without["log_A_ref"] == default["log_A_ref"]  # the amplitudes keep their weak priors either way
+    assert literature.split_set("auto without gadre2024") == ("auto", "gadre2024")
+    assert literature.with_exclusion("literature", "porian2024") == "literature without porian2024"
+    with pytest.raises(PriorError, match=r"no literature prior without 'epoch'.*gadre2024"):
+        resolve_priors(law, runs, None, "auto without epoch")
+    with pytest.raises(PriorError, match="needs the literature prior"):
+        resolve_priors(law, runs, None, "weak without gadre2024")
 
 
 def test_prior_sets_resolve():
@@ -170,3 +211,6 @@ def test_regeneration_script_runs_on_a_small_subset(tmp_path):
     assert set(doc["quantities"]) == set(metaanalysis.QUANTITIES)
     assert len(doc["sources"]) == 4 and doc["ladders"] == 6  # two per source where a source has two
     assert 0.1 < np.exp(doc["quantities"]["log_alpha"]["mean"]) < 0.8
+    ((left_out, rest),) = doc["without"].items()  # --quick: the first source's leave-one-out population
+    assert left_out == doc["sources"][0] and left_out not in rest["sources"] and len(rest["sources"]) == 3
+    assert set(rest["quantities"]) == set(metaanalysis.QUANTITIES)

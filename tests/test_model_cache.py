@@ -23,6 +23,28 @@ def cache(tmp_path, monkeypatch):
     return folder
 
 
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    """A cache folder holding the tiny model's entry, built once for the tests that damage a copy of it."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("pristine") / "models"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BAYESCALE_CACHE_DIR", str(folder))
+        model_cache.compile_model(tiny_model(), "tiny")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def filled(cache, pristine):
+    """``cache`` holding a copy of the pristine entry."""
+    import shutil
+
+    shutil.copytree(pristine, cache)
+    return cache
+
+
 def _sample(model_compiled, seed=3):
     import nutpie
 
@@ -57,8 +79,7 @@ def test_a_second_compile_loads_the_entry_and_samples_the_same_draws(cache, capl
     assert not _warnings(caplog)
 
 
-def test_a_loaded_model_takes_the_new_models_data(cache):
-    model_cache.compile_model(tiny_model(n=20, seed=0), "tiny")
+def test_a_loaded_model_takes_the_new_models_data(filled):
     other = tiny_model(n=35, seed=4)  # same structure, other data and length: the same entry
     loaded = model_cache.compile_model(other, "tiny")
     assert model_cache.info()["models"] == 1
@@ -114,9 +135,8 @@ def _wrong_layout(folder):
         (_wrong_layout, "log density"),
     ],
 )
-def test_a_damaged_entry_is_rebuilt_with_one_line_saying_why(cache, caplog, damage, reason):
-    model_cache.compile_model(tiny_model(), "tiny")
-    damage(cache)
+def test_a_damaged_entry_is_rebuilt_with_one_line_saying_why(filled, caplog, damage, reason):
+    damage(filled)
     caplog.set_level(logging.WARNING, logger="bayescale")
     rebuilt = model_cache.compile_model(tiny_model(), "tiny")
     (line,) = _warnings(caplog)
@@ -161,11 +181,13 @@ def test_two_processes_filling_the_cache_at_once(cache, caplog):
     assert "loaded the tiny model" in caplog.text and not _warnings(caplog)
 
 
-def test_info_and_clear(cache, capsys):
+def test_info_and_clear(cache, pristine, capsys):
+    import shutil
+
     from bayescale.cli import main
 
     assert model_cache.info() == {"folder": str(cache), "exists": False, "models": 0, "files": 0, "bytes": 0}
-    model_cache.compile_model(tiny_model(), "tiny")
+    shutil.copytree(pristine, cache)
     info = model_cache.info()
     assert info["models"] == 1 and info["files"] >= 3 and info["bytes"] > 0
     assert main(["cache", "info", "--format", "json"]) == 0

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import bayescale as bs
+from bayescale.comparison import ComparisonWarning
 from bayescale.datasets.simulate import ladder_design, simulate_runs
 from bayescale.diagnostics import DiagnosticsWarning
 from tests.conftest import CHINCHILLA_CSV, needs_shared
@@ -117,7 +118,10 @@ def test_comparison_prefers_the_law_that_made_the_data(truth, params):
     for seed in range(10):
         runs = simulate_runs(design, params, sigma=0.01, seed=seed, law=law)[["N", "D", "loss"]]
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # short fits; Pareto-k warnings are counted in the table
+            # Pareto-k warnings are counted in the table; the short fits (300 draws, no retry) may miss R-hat
+            # <= 1.01, and the claim here is the LOO ranking, not convergence -- both named, nothing else hidden
+            warnings.simplefilter("ignore", ComparisonWarning)
+            warnings.simplefilter("ignore", DiagnosticsWarning)
             table = bs.compare(
                 runs,
                 ["kaplan", "chinchilla"],

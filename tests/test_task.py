@@ -181,10 +181,23 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, edit, extra, mess
     assert len(err) == 1 and message in err[0] and not out.exists()
 
 
-def test_no_signal_note_is_in_the_table(mock_sampler):
+def test_the_no_signal_note_follows_the_recorded_verdict(mock_sampler):
+    """predict's note reads the fit's verdict both ways (that a real flat task gets it: test_slow_task.py)."""
     fit = _quiet(_task_table(flat=True, tasks=("flat",)), chance=0.2, task="task", seed=1, calibrate=False)
-    fit.tree["tasks/t0"].attrs["signal"] = 0  # as the fit records a task without a rise
+    fit.tree["tasks/t0"].attrs["signal"] = 1
+    assert (fit.predict(N=7e9, D=1.4e11)["note"] == "").all()
+    fit.tree["tasks/t0"].attrs["signal"] = 0
     assert (fit.predict(N=7e9, D=1.4e11)["note"] == NO_SIGNAL).all()
+
+
+def test_has_signal_compares_the_rises_5_percent_quantile_with_one_runs_scatter():
+    from bayescale.task_fit import has_signal
+
+    rng = np.random.default_rng(0)
+    scatter = np.full(4000, 0.02)
+    assert has_signal(rng.normal(0.10, 0.01, 4000), scatter)  # q05 0.084 > 0.02
+    assert not has_signal(rng.normal(0.03, 0.01, 4000), scatter)  # q05 0.014 < 0.02: within one run's noise
+    assert not has_signal(rng.normal(0.10, 0.01, 4000), np.full(4000, 0.09))
 
 
 def test_report_and_figure_of_a_task_fit(mock_sampler, tmp_path, capsys):
