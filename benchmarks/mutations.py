@@ -1,13 +1,15 @@
 """Mutation check: break the statistics on purpose, one breakage at a time, and show the tests catch it.
 
-Usage: python benchmarks/mutations.py [--only NAME ...] [--pytest-args "-m 'not slow'"]
+Usage: python benchmarks/mutations.py [--only NAME ...] [--stages "-m 'not slow'" "-m slow"]
 
 For each mutation below, a copy of the repository (``git ls-files``, the working tree's versions) gets
-one textual edit of the package's source, then the test suite runs on the copy (``python -m pytest
--x -q`` with ``--pytest-args``, by default the tests CI runs that each mutation's breakage could
-reach -- every test, fast and slow, selected by ``-k`` only where stated). A mutation is *caught*
-when pytest fails; the table prints which test failed first. An edit that no longer applies (the
-code moved) is reported as such, never as caught.
+one textual edit of the package's source, then the test suite CI runs goes over the copy in stages
+(``python -m pytest -x -q`` per stage: by default the fast tests of the statistics' modules, the
+end-to-end calibration test, then every fast and every slow test -- ordered so that a caught mutation
+stops early; together they are what CI runs), with the copy
+first on ``PYTHONPATH`` so that subprocesses (the command line, fit-many workers) run the mutant too.
+A mutation is *caught* when a stage fails; the table prints the stage and the first failing test.
+An edit that no longer applies (the code moved) is reported as such, never as caught.
 
 The mutations are those of issue 37: the band scale doubled and halved, alpha and beta swapped in
 the literature prior's mapping, the discrepancy silently skipped, the Student-t noise replaced by a
@@ -17,6 +19,7 @@ Normal, and a run dropped by the reader.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 import shutil
@@ -107,28 +110,38 @@ def copy_repository(dest: Path) -> None:
             shutil.copy2(src, dest / name)
 
 
-def run(mutation: Mutation, pytest_args: list[str], keep: bool) -> dict:
+def run(mutation: Mutation, stages: list[list[str]], keep: bool) -> dict:
+    """Apply ``mutation`` to a copy and run the test stages on it until one fails."""
     # the copy sits beside the checkout (../shared must be its sibling, as for the checkout)
     with tempfile.TemporaryDirectory(prefix="bayescale-mutant-", dir=ROOT.parent) as tmp:
         tree = Path(tmp)
         copy_repository(tree)
         if not apply(mutation, tree):
             return {"mutation": mutation.name, "result": "edit does not apply", "first_failure": "", "seconds": 0.0}
+        # the mutant's package first on every path, subprocesses (the CLI, fit-many workers) included
+        env = dict(os.environ, PYTHONPATH=str(tree))
         t0 = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *pytest_args],
-            cwd=tree,
-            capture_output=True,
-            text=True,
-        )
+        failed, code, stage_name = [], 0, ""
+        for stage in stages:
+            out = subprocess.run(
+                [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *stage],
+                cwd=tree,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            if keep:
+                print(out.stdout[-3000:], file=sys.stderr)
+            if out.returncode != 0:
+                code, stage_name = out.returncode, " ".join(stage)
+                failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", out.stdout, flags=re.M) or [out.stdout.strip()[-200:]]
+                break
         seconds = time.perf_counter() - t0
-        failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", out.stdout, flags=re.M)
-        if keep:
-            print(out.stdout[-3000:], file=sys.stderr)
     return {
         "mutation": mutation.name,
-        "result": "caught" if out.returncode != 0 else "NOT CAUGHT",
-        "first_failure": failed[0] if failed else ("" if out.returncode == 0 else out.stdout.strip()[-200:]),
+        "result": "caught" if code != 0 else "NOT CAUGHT",
+        "first_failure": failed[0] if failed else "",
+        "stage": stage_name,
         "seconds": round(seconds, 1),
     }
 
@@ -136,20 +149,32 @@ def run(mutation: Mutation, pytest_args: list[str], keep: bool) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", default=None, help="mutation names (default: all)")
-    ap.add_argument("--pytest-args", default="", help="extra pytest arguments, e.g. \"-m 'not slow'\"")
+    ap.add_argument(
+        "--stages",
+        nargs="*",
+        default=[
+            "tests/test_calibration.py tests/test_backtest.py tests/test_literature.py tests/test_discrepancy.py "
+            "tests/test_data.py tests/test_fit.py tests/test_predict.py -m 'not slow'",
+            "tests/test_slow_calibration.py",
+            "-m 'not slow'",
+            "-m slow",
+        ],
+        help="pytest argument strings run one after another until one fails (default: the statistics' fast tests, "
+        "the end-to-end calibration test, then every fast and every slow test: together, what CI runs)",
+    )
     ap.add_argument("--verbose", action="store_true", help="print the tail of each pytest run to stderr")
     a = ap.parse_args()
     rows = []
     for mutation in MUTATIONS:
         if a.only and mutation.name not in a.only:
             continue
-        row = run(mutation, shlex.split(a.pytest_args), a.verbose)
+        row = run(mutation, [shlex.split(stage) for stage in a.stages], a.verbose)
         rows.append(row)
         print(f"{row['mutation']}: {row['result']} ({row['first_failure']}) {row['seconds']} s", file=sys.stderr)
     width = max(len(r["mutation"]) for r in rows)
-    print(f"{'mutation':<{width}}  result      first failing test")
+    print(f"{'mutation':<{width}}  result      stage            first failing test")
     for r in rows:
-        print(f"{r['mutation']:<{width}}  {r['result']:<10}  {r['first_failure']}")
+        print(f"{r['mutation']:<{width}}  {r['result']:<10}  {r['stage']:<15}  {r['first_failure']}")
     sys.exit(0 if all(r["result"] == "caught" for r in rows) else 1)
 
 

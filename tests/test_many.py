@@ -76,8 +76,11 @@ def test_fit_many_on_a_local_dask_cluster_returns_the_single_fits(demo_runs, tmp
     distributed = pytest.importorskip("distributed")
     jobs = [{"runs": demo_runs.table[["N", "D", "loss"]], "seed": 100 + i, **SMALL} for i in range(8)]
     with warnings.catch_warnings():
-        # dask's cluster start-up and shutdown chatter (ports, closed comms) is not about the fits
-        warnings.simplefilter("ignore")
+        # dask's cluster start-up and shutdown chatter (ports, closed comms, unclosed sockets) is not about
+        # the fits: what distributed's and tornado's modules issue, and ResourceWarning; nothing of bayescale's
+        warnings.filterwarnings("ignore", module=r"(distributed|tornado)(\.|$)")
+        warnings.simplefilter("ignore", ResourceWarning)
+        warnings.simplefilter("ignore", DiagnosticsWarning)  # 100 draws: the claim is equal draws, not convergence
         with (
             distributed.LocalCluster(
                 n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None

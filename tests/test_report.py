@@ -33,7 +33,7 @@ def report_html(real_fit, tmp_path_factory):
 def test_html_is_self_contained_with_the_figures_and_sections(report_html):
     text = report_html.read_text()
     images = re.findall(r'<img [^>]*src="([^"]+)"', text)
-    assert len(images) >= 6 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert len(images) >= 7 and all(src.startswith("data:image/png;base64,") for src in images)
     assert not re.search(r'(src|href)="(https?:)?//', text) and "@import" not in text and "url(" not in text
     assert "<script" not in text
     assert report_html.stat().st_size < 10e6
@@ -63,7 +63,7 @@ def test_report_renders_in_headless_chromium_with_every_image_loaded(report_html
         check=True,
     ).stdout
     loaded, total = map(int, re.search(r'data-loaded="(\d+)/(\d+)"', dom).groups())
-    assert total >= 6 and loaded == total
+    assert total >= 7 and loaded == total
     shot = tmp_path / "shot.png"
     subprocess.run(
         [CHROMIUM, *offline, f"--screenshot={shot}", "--window-size=1200,4000", report_html.as_uri()],
@@ -81,7 +81,7 @@ def test_markdown_report_writes_pngs_beside_it(real_fit, tmp_path):
     path = write_report(real_fit, tmp_path / "r.md", fmt="md")
     text = path.read_text()
     pngs = sorted((tmp_path / "r_files").glob("*.png"))
-    assert len(pngs) >= 6 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert len(pngs) >= 7 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     assert "## Parameters" in text and "![Figure 1](r_files/figure_1.png)" in text and "<code>" not in text
 
 
@@ -116,6 +116,6 @@ def test_a_failed_report_leaves_an_older_file_intact(real_fit, tmp_path):
 def test_cli_report(real_fit_path, tmp_path, capsys):
     out = tmp_path / "cli.html"
     assert main(["report", str(real_fit_path), "-o", str(out), "--target", "7B,2T", "70B,1.4T"]) == 0
-    assert out.read_text().count("<img ") >= 6
+    assert out.read_text().count("<img ") >= 7
     assert main(["report", str(real_fit_path), "-o", str(tmp_path / "no" / "r.html")]) == 2
     assert "does not exist" in capsys.readouterr().err
