@@ -214,3 +214,34 @@ def test_regeneration_script_runs_on_a_small_subset(tmp_path):
     ((left_out, rest),) = doc["without"].items()  # --quick: the first source's leave-one-out population
     assert left_out == doc["sources"][0] and left_out not in rest["sources"] and len(rest["sources"]) == 3
     assert set(rest["quantities"]) == set(metaanalysis.QUANTITIES)
+
+
+def test_population_returns_each_quantitys_predictive_and_counts(mock_sampler):
+    """metaanalysis.population on a small table (mocked draws: the structure, not the numbers)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for source, n_ladders in (("a", 2), ("b", 3), ("c", 1)):
+        for ladder in range(n_ladders):
+            for q in metaanalysis.QUANTITIES:
+                reaches = ("all", "top") if q == "logit_E_frac" else ("all",)
+                for reach in reaches:
+                    rows.append(
+                        {
+                            "source": source,
+                            "ladder": f"l{ladder}",
+                            "runs": 20,
+                            "quantity": q,
+                            "reach": reach,
+                            "estimate": rng.normal(-1.0, 0.2),
+                            "se": 0.05,
+                        }
+                    )
+    table = pd.DataFrame(rows)
+    pop = metaanalysis.population(table, draws=50, tune=50, chains=2, seed=1)
+    assert set(pop) == set(metaanalysis.QUANTITIES)
+    for q, s in pop.items():
+        assert s["sources"] == 3 and s["ladders"] == 6
+        assert s["rows"] == (12 if q == "logit_E_frac" else 6)
+        assert np.isfinite(s["mean"]) and s["sd"] > 0
+        assert s["tau_source"] > 0 and s["tau_ladder"] > 0
+        assert ("tau_reach" in s) == (q == "logit_E_frac")
