@@ -180,7 +180,8 @@ def model_key(model: Any, logp_graph: Any | None = None) -> str:
     -------
     str
         A hex digest; any change of the log-density graph, the stored variables, the data's names,
-        dtypes or ranks, or of Python, numba, PyTensor, PyMC, nutpie, numpy or the CPU changes it.
+        dtypes or ranks, the lengths of the sampled and stored variables' dimensions, or of Python,
+        numba, PyTensor, PyMC, nutpie, numpy or the CPU changes it.
     """
     outputs = [model.logp() if logp_graph is None else logp_graph, *model.unobserved_value_vars]
     parts = {
@@ -188,11 +189,29 @@ def model_key(model: Any, logp_graph: Any | None = None) -> str:
         "free": [(model.rvs_to_values[v].name, str(model.rvs_to_values[v].type)) for v in model.free_RVs],
         "stored": [v.name for v in model.unobserved_value_vars],
         "data": sorted((v.name, str(v.type)) for v in model.data_vars),
+        "dims": _stored_dim_lengths(model),
         "check_bounds": bool(model.check_bounds),
         "versions": _versions(),
         "wrappers": hashlib.sha256((_LOGP_SRC + _EXPAND_SRC).encode()).hexdigest(),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:40]
+
+
+def _stored_dim_lengths(model: Any) -> dict[str, int | str]:
+    """Lengths of the dimensions of the free and deterministic variables (groups of a pooled fit, say).
+
+    They set the number of sampled parameters, which the entry stores, yet a dimension's length is
+    a shared value outside the graph. The runs' own dimension stays out unless a sampled or stored
+    variable has it, so ladders of any length share the law's entry.
+    """
+    named = model.named_vars_to_dims
+    used = sorted({d for v in (*model.free_RVs, *model.deterministics) for d in (named.get(v.name) or ()) if d})
+    out: dict[str, int | str] = {}
+    for dim in used:
+        length = model.dim_lengths[dim]
+        value = length.get_value() if hasattr(length, "get_value") else getattr(length, "data", None)
+        out[dim] = int(value) if value is not None else str(length)
+    return out
 
 
 # ------------------------------------------------------------------------------------ the wrappers

@@ -216,3 +216,19 @@ def test_a_seeded_fit_saves_the_same_posterior_cached_or_not(cache, demo_runs, m
         np.testing.assert_array_equal(trees[0][name].to_numpy(), trees[1][name].to_numpy())
         np.testing.assert_array_equal(trees[0][name].to_numpy(), trees[2][name].to_numpy())
     compiled.clear()
+
+
+def test_the_key_sees_how_many_groups_a_model_samples():
+    """A pooled model's group dimension is a shared length outside the graph: 2 and 3 groups, two entries."""
+    import pymc as pm
+
+    def grouped(n_groups, n_runs):
+        with pm.Model(coords={"group": [f"g{i}" for i in range(n_groups)], "run": np.arange(n_runs)}) as model:
+            idx = pm.Data("idx", np.arange(n_runs) % n_groups, dims="run")
+            y = pm.Data("y", np.linspace(0, 1, n_runs), dims="run")
+            mu = pm.Normal("mu", 0, 1, dims="group")
+            pm.Normal("obs", mu[idx], 1.0, observed=y, dims="run")
+        return model
+
+    assert model_cache.model_key(grouped(2, 10)) != model_cache.model_key(grouped(3, 10))
+    assert model_cache.model_key(grouped(2, 10)) == model_cache.model_key(grouped(2, 17))  # runs: not sampled
