@@ -41,6 +41,7 @@ import tempfile
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,9 @@ def cache_dir() -> Path:
 # ---------------------------------------------------------------------------------------------- keys
 
 
+@cache
 def _versions() -> dict[str, str]:
+    """Versions the compiled code depends on (read once per process: the key, the entry and its check use them)."""
     from importlib.metadata import version
 
     return {
@@ -431,7 +434,15 @@ def _initial_point_fn(model: Any, names: list[str], shapes: list[tuple[int, ...]
     return _rv_dict_to_flat_array_wrapper(_wrap_with_lock(points), names=names, shapes=shapes)
 
 
-def _assemble(model: Any, meta: dict[str, Any], logp_cfunc: Any, expand_cfunc: Any, logp_pt=None, expand_pt=None):
+def _assemble(
+    model: Any,
+    meta: dict[str, Any],
+    logp_cfunc: Any,
+    expand_cfunc: Any,
+    logp_pt=None,
+    expand_pt=None,
+    initial_point_func: Callable | None = None,
+):
     from nutpie.compile_pymc import CompiledPyMCModel, _prepare_dims_and_coords, make_user_data
 
     shared = [_Shared(**s) for s in meta["shared"]]
@@ -448,7 +459,7 @@ def _assemble(model: Any, meta: dict[str, Any], logp_cfunc: Any, expand_cfunc: A
         _shapes={n: tuple(s) for n, s in zip(names, shapes, strict=True)},
         compiled_logp_func=logp_cfunc,
         compiled_expand_func=expand_cfunc,
-        initial_point_func=_initial_point_fn(model, names[:n_free], shapes[:n_free]),
+        initial_point_func=initial_point_func or _initial_point_fn(model, names[:n_free], shapes[:n_free]),
         shared_data=data,
         shared_var_keys=keys,
         user_data=make_user_data(keys, data),
@@ -539,7 +550,7 @@ def _build(model: Any, key: str, folder: Path, write: bool) -> tuple[Any, dict[s
     points = make_initial_point_fn(
         model=model, jitter_rvs=set(model.free_RVs), default_strategy="support_point", return_transformed=True
     )
-    n_dim, n_expanded, logp_pt, expand_pt, _, shape_info, reparameterized = _make_functions(
+    n_dim, n_expanded, logp_pt, expand_pt, initial_points, shape_info, reparameterized = _make_functions(
         model,
         mode="NUMBA",
         compute_grad=True,
@@ -575,7 +586,7 @@ def _build(model: Any, key: str, folder: Path, write: bool) -> tuple[Any, dict[s
     if write:
         folder.mkdir(parents=True, exist_ok=True)
     logp_cfunc, expand_cfunc = _callbacks(meta, (logp_pt.vm.jit_fn, expand_pt.vm.jit_fn), key, folder, False)
-    compiled = _assemble(model, meta, logp_cfunc, expand_cfunc, logp_pt, expand_pt)
+    compiled = _assemble(model, meta, logp_cfunc, expand_cfunc, logp_pt, expand_pt, initial_points)
     return compiled, meta
 
 
