@@ -162,10 +162,11 @@ def heldout_errors(fit: Any, test: Runs) -> np.ndarray:
     ``fit`` is a :class:`~bayescale.result.ScalingFit` of the training runs. Independent
     deviates per held-out run: their Monte Carlo errors average out in the pooled errors.
     """
-    pred = fit.predict(**{x: test.values(x) for x in test.inputs}, interval=0.9, independent=True)
+    pred = fit.predict(points={x: test.values(x) for x in test.inputs}, interval=0.9, independent=True)
+    law = fit.law
     return standardized_errors(
-        np.log(test.loss),
-        np.log(pred["median"].to_numpy()),
-        np.log(pred["lower"].to_numpy()),
-        np.log(pred["upper"].to_numpy()),
+        law.observed(test.loss),
+        law.observed(pred["median"].to_numpy()),
+        law.observed(pred["lower"].to_numpy()),
+        law.observed(pred["upper"].to_numpy()),
     )

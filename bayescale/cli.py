@@ -124,6 +124,78 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_formula(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("formula laws (--law FORMULA, a named formula law, or --law-file)")
+    g.add_argument("--law-file", metavar="FILE", help="a law kept in TOML: formula, target, priors, bounds, cost")
+    g.add_argument("--target", metavar="COLUMN", help="the column a formula law models (default loss)")
+    g.add_argument(
+        "--cost",
+        metavar="EXPR",
+        help='each run\'s cost, a formula over columns (e.g. "6*N*D"): calibration holds out the costliest '
+        "runs (default: C, or k N D with N and D columns; else needed unless --no-calibrate)",
+    )
+    g.add_argument(
+        "--link",
+        choices=("log", "identity"),
+        help="Student-t on the log of the target or on the target itself (default: log if every value is positive)",
+    )
+    g.add_argument(
+        "--params",
+        metavar="A,B,...",
+        help="declare the formula's parameters: any other name that is not a column is then an error",
+    )
+    g.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=COLUMN",
+        help="for a named formula law: the column holding its input NAME (e.g. --input P=parallel_size)",
+    )
+
+
+def _uses_formula(args: argparse.Namespace) -> bool:
+    from bayescale.laws.formula.builtins import BUILTINS
+    from bayescale.laws.formula.lawfile import is_formula
+
+    from bayescale.errors import LawError
+    from bayescale.laws import get_law
+
+    law = args.law
+    if args.law_file is not None:
+        return True
+    if law is None:
+        return False
+    try:
+        get_law(law)  # a built-in family's name ("data-constrained" holds a minus sign) is never a formula
+        return False
+    except LawError:
+        return is_formula(law) or law.strip().lower() in BUILTINS
+
+
+def _formula_law_and_runs(args: argparse.Namespace, priors: dict):
+    """The formula law and its runs from fit's options; the law is listed back on stderr."""
+    from bayescale.laws.formula.lawfile import from_options
+
+    if args.group is not None:
+        raise BayescaleError(
+            "--group with a formula law is not supported yet: fit each group's rows separately (e.g. a file per group)"
+        )
+    inputs = {}
+    for spec in args.input:
+        name, sep, column = spec.partition("=")
+        if not sep or not name.strip() or not column.strip():
+            raise BayescaleError(f"--input needs NAME=COLUMN, e.g. --input P=parallel_size; got {spec!r}")
+        inputs[name.strip()] = column.strip()
+    params = [p.strip() for p in args.params.split(",") if p.strip()] if args.params else None
+    law, runs = from_options(
+        args.runs, law=args.law, law_file=args.law_file, target=args.target, cost=args.cost, link=args.link,
+        params=params, inputs=inputs, priors=priors, k=args.k,
+    )  # fmt: skip
+    for line in law.describe().splitlines():
+        log.info("%s", line)
+    return law, runs
+
+
 def _add_group_value(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--group-value",
@@ -149,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--law",
         default=None,
         help="chinchilla, kaplan, data-constrained (needs U), power (= power:C), power:N, power:D "
-        "(default: chinchilla; data-constrained when some run repeats data, D > U)",
+        "(default: chinchilla; data-constrained when some run repeats data, D > U); a formula over any "
+        'columns, e.g. "E + A/N^alpha + B/D^beta" (names that are columns are inputs, others parameters); '
+        "or a named formula law: farseer, parscale, moe, vocab, steplaw (docs/formula-laws.md)",
     )
     p.add_argument(
         "--prior",
@@ -163,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="COLUMN",
         help="pool the ladders named by COLUMN (data mixes, eval sets): one hierarchical fit of all groups",
     )
+    _add_formula(p)
     _add_columns(p)
     _add_sampling(p)
 
@@ -425,12 +500,19 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         raise BayescaleError(f"cannot write --out {out}: folder '{out.parent}' does not exist")
     priors = dict(parse_assignment(spec) for spec in args.prior)
     columns = _columns(args)
-    if args.group is not None:
+    law = args.law
+    if _uses_formula(args):
+        law, runs = _formula_law_and_runs(args, priors)
+        priors = {}  # the law holds them (a prior given to an amplitude keeps it uncentred)
+    elif any(v is not None for v in (args.target, args.cost, args.link, args.params)) or args.input:
+        raise BayescaleError("--target, --cost, --link, --params and --input are for formula laws (--law FORMULA)")
+    elif args.group is not None:
         return _fit_pooled(args, out, priors, columns)
-    runs = load_runs(args.runs, **columns)
+    else:
+        runs = load_runs(args.runs, **columns)
     result = fit(
         runs,
-        law=args.law,
+        law=law,
         priors=priors,
         strict=args.strict,
         progress=not args.quiet and sys.stderr.isatty(),
@@ -571,8 +653,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from bayescale.task_fit import TaskFit
 
     targets = _read_points_table(args.points) if args.points else None  # read once
-    points = _points(args, targets)
     result = load_for_prediction(args.fit)
+    if _is_formula_fit(result):
+        return _predict_formula(args, result, targets)
+    points = _points(args, targets)
     if args.points and args.U is not None:
         from bayescale.errors import PredictionError
 
@@ -583,6 +667,33 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         # a long table of targets: each row is predicted for its own task
         points["point_tasks"] = targets[column].astype(str).str.strip().to_numpy()
     table = _answer(result, args, lambda f: f.predict(**points, interval=args.interval))
+    sys.stdout.write(render(table, args.format))
+    return 0
+
+
+def _is_formula_fit(result: object) -> bool:
+    from bayescale.laws.formula import FormulaLaw
+
+    return isinstance(getattr(result, "law", None), FormulaLaw)
+
+
+def _predict_formula(args: argparse.Namespace, result, targets) -> int:
+    """predict of a formula law's fit: the --points table's columns named as the law's inputs."""
+    from bayescale.errors import PredictionError
+    from bayescale.laws.formula.runs import points as formula_points
+
+    law = result.law
+    if targets is None or any(v is not None for v in (args.N, args.D, args.C, args.U)):
+        raise PredictionError(
+            f"a formula law's fit predicts at --points FILE with columns {', '.join(law.inputs)} (not --N/--D/--C)"
+        )
+    if len(targets) == 0:
+        raise PredictionError(f"'{args.points}' has no points (header only)")
+    try:
+        points = formula_points(law, targets, where=f"'{args.points}'")
+    except BayescaleError as ex:
+        raise PredictionError(str(ex)) from None
+    table = result.predict(points=points, interval=args.interval)
     sys.stdout.write(render(table, args.format))
     return 0
 

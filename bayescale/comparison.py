@@ -152,7 +152,7 @@ def _as_fits(data: Mapping[str, ScalingFit] | Sequence[ScalingFit | str | Path])
         raise ComparisonError(f"compare needs fits of at least 2 different laws, got {len(fits)}")
     first = next(iter(fits.values())).runs
     for name, f in fits.items():
-        if len(f.runs) != len(first) or not np.allclose(np.log(f.runs.loss), np.log(first.loss)):
+        if len(f.runs) != len(first) or not np.allclose(f.runs.loss, first.loss):
             raise ComparisonError(f"fit {name!r} was made on other runs: LOO compares laws only on the same runs")
     return fits
 
@@ -189,7 +189,7 @@ def lfo_pointwise(
         sub = fit(train, law=fitted.law, priors=fitted.priors, discrepancy=False, calibrate=False, **fit_kwargs)
     p = as_columns(sub._sampled())
     mu = law_log_loss(sub.law, p, sub.reference, {x: test.values(x) for x in sub.law.inputs})
-    logp = student_t.logpdf(np.log(test.loss)[None, :], df=p["nu"], loc=mu, scale=p["sigma"])
+    logp = student_t.logpdf(sub.law.observed(test.loss)[None, :], df=p["nu"], loc=mu, scale=p["sigma"])
     return logsumexp(logp, axis=0) - np.log(logp.shape[0]), held
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from bayescale import model_cache
 from bayescale.data import Runs
 from bayescale.laws import Law
-from bayescale.model import build_model, structure
+from bayescale.model import build_model, jittered, structure
 from bayescale.priors import Prior
 
 log = logging.getLogger("bayescale")
@@ -98,7 +98,7 @@ def initial_point_function(model: Any, compiled: Any) -> Callable[[Any], np.ndar
     from pymc.initial_point import make_initial_point_fn
 
     points = make_initial_point_fn(
-        model=model, jitter_rvs=set(model.free_RVs), default_strategy="support_point", return_transformed=True
+        model=model, jitter_rvs=jittered(model), default_strategy="support_point", return_transformed=True
     )
     names, total = [], 0  # the free variables lead nutpie's list of stored variables
     for name, shape in zip(compiled.shape_info[0], compiled.shape_info[2], strict=True):

@@ -22,6 +22,8 @@ INPUTS = ("N", "D", "C")
 #: Optional inputs some laws use: U, the unique tokens of a run (D / U epochs; U >= D is one epoch).
 EXTRA_INPUTS = ("U",)
 DEFAULT_K = 6.0
+#: The column of a formula law's runs holding each run's cost (``--cost``), when given.
+COST = "_cost"
 
 #: Column names recognised without a mapping, in order of preference.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -91,6 +93,10 @@ class Runs:
     k: float = DEFAULT_K
     source: str = "DataFrame"
     columns: Mapping[str, str] = field(default_factory=dict)
+    #: The inputs of a formula law's runs (any columns); empty for N, D, C runs.
+    names: tuple[str, ...] = ()
+    #: Inputs that may be zero or negative: their coordinate is the value itself, not its log.
+    linear: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return len(self.table)
@@ -101,7 +107,9 @@ class Runs:
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        """The inputs present, among N, D, C and U (unique tokens)."""
+        """The inputs present, among N, D, C and U (unique tokens); a formula law's runs: its inputs."""
+        if self.names:
+            return self.names
         return tuple(c for c in (*INPUTS, *EXTRA_INPUTS) if self.has(c))
 
     def values(self, name: str) -> np.ndarray:
@@ -109,12 +117,31 @@ class Runs:
         return self.table[name].to_numpy(dtype=float)
 
     def log(self, name: str) -> np.ndarray:
-        """Natural log of the column ``name``."""
-        return np.log(self.values(name))
+        """Natural log of the column ``name`` (its coordinate: the value itself for a :attr:`linear` input)."""
+        return self.values(name) if name in self.linear else np.log(self.values(name))
 
     def subset(self, keep: np.ndarray) -> Runs:
-        """The runs where the boolean mask ``keep`` is true (same k, source and columns)."""
-        return Runs(table=self.table[keep].reset_index(drop=True), k=self.k, source=self.source, columns=self.columns)
+        """The runs where the boolean mask ``keep`` is true (same k, source, columns and inputs)."""
+        return Runs(
+            table=self.table[keep].reset_index(drop=True), k=self.k, source=self.source, columns=self.columns,
+            names=self.names, linear=self.linear,
+        )  # fmt: skip
+
+    @property
+    def target(self) -> str:
+        """The name of the modelled column in the user's table (``loss`` unless mapped)."""
+        return str(self.columns.get("loss", "loss"))
+
+    def cost(self) -> np.ndarray | None:
+        """Each run's cost, by which splits hold out the largest runs: C, else the ``cost`` a formula
+        law's runs were given (``--cost``), else the product of inputs named N and D; None if none."""
+        if self.has("C"):
+            return self.values("C")
+        if self.has(COST):
+            return self.values(COST)
+        if self.has("N") and self.has("D"):
+            return self.k * self.values("N") * self.values("D")
+        return None
 
     @property
     def loss(self) -> np.ndarray:

@@ -25,6 +25,10 @@ class LawError(BayescaleError, ValueError):
     """An unknown law, or a law that needs inputs the runs do not have."""
 
 
+class FormulaError(LawError):
+    """A law's formula cannot be read, or names something it may not (an unknown function, Python)."""
+
+
 class FitFileError(BayescaleError, OSError):
     """A fit file is missing, corrupt, or not written by bayescale."""
 

@@ -131,10 +131,16 @@ def model_data(law: Law, runs: Runs, priors: Mapping[str, Prior]) -> dict[str, n
     :func:`constants`).
     """
     return {
-        "log_inputs": np.stack([runs.log(x) for x in law.inputs]),
-        "log_loss_observed": np.log(runs.loss),
+        "log_inputs": np.stack([law.coordinate(x, runs.values(x)) for x in law.inputs]),
+        "log_loss_observed": law.observed(runs.loss),
         "constants": np.array(list(constants(law, runs, priors).values()), dtype=float),
     }
+
+
+def jittered(model: pm.Model) -> set:
+    """The free variables whose chains' starting points PyMC jitters: those without an initial value
+    (a law's :meth:`~bayescale.laws.Law.initial_values`, e.g. a formula law's least-squares fit)."""
+    return {rv for rv in model.free_RVs if model.rvs_to_initial_values.get(rv) is None}
 
 
 def build_model(law: Law, runs: Runs, priors: Mapping[str, Prior]) -> pm.Model:
@@ -178,6 +184,8 @@ def build_model(law: Law, runs: Runs, priors: Mapping[str, Prior]) -> pm.Model:
             return to_pymc(name, priors[name], kwargs)
 
         p = {name: prior(name) for name in law.params}
+        for name, value in law.initial_values(runs, priors).items():
+            model.set_initval(p[name], value)
         mu = law.log_loss(p, logx, ref, pt)
         sigma, nu = prior("sigma"), prior("nu")
         observed = pm.Data("log_loss_observed", values["log_loss_observed"], dims="run")

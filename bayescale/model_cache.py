@@ -428,8 +428,10 @@ def _initial_point_fn(model: Any, names: list[str], shapes: list[tuple[int, ...]
     from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper, _wrap_with_lock
     from pymc.initial_point import make_initial_point_fn
 
+    from bayescale.model import jittered
+
     points = make_initial_point_fn(
-        model=model, jitter_rvs=set(model.free_RVs), default_strategy="support_point", return_transformed=True
+        model=model, jitter_rvs=jittered(model), default_strategy="support_point", return_transformed=True
     )
     return _rv_dict_to_flat_array_wrapper(_wrap_with_lock(points), names=names, shapes=shapes)
 
@@ -547,8 +549,10 @@ def _build(model: Any, key: str, folder: Path, write: bool) -> tuple[Any, dict[s
     from nutpie.compile_pymc import _make_functions, _wrap_with_lock
     from pymc.initial_point import make_initial_point_fn
 
+    from bayescale.model import jittered
+
     points = make_initial_point_fn(
-        model=model, jitter_rvs=set(model.free_RVs), default_strategy="support_point", return_transformed=True
+        model=model, jitter_rvs=jittered(model), default_strategy="support_point", return_transformed=True
     )
     n_dim, n_expanded, logp_pt, expand_pt, initial_points, shape_info, reparameterized = _make_functions(
         model,

@@ -232,7 +232,7 @@ def _calibration_refit(
     refit = sampling.refit_settings(settings)  # a shorter re-fit whose spread is what is used
     keys = ("prior_set", "draws", "tune", "chains", "seed", "sampler", "target_accept", "progress", "retry")
     fit_kwargs = {**{k: refit[k] for k in keys}, "discrepancy": discrepancy, "calibrate": False}
-    return leave_future_out(runs, law.name, dict(user_priors or {}), n_free_params(resolved) + 2, fit_kwargs)
+    return leave_future_out(runs, law, dict(user_priors or {}), n_free_params(resolved) + 2, fit_kwargs)
 
 
 def _store_calibration(result: ScalingFit, lfo: Mapping[str, Any]) -> None:
@@ -256,7 +256,7 @@ def _store_calibration(result: ScalingFit, lfo: Mapping[str, Any]) -> None:
 
 
 def leave_future_out(
-    runs: Runs, law: str, priors: Mapping[str, Any] | None, min_runs: int, fit_kwargs: Mapping[str, Any]
+    runs: Runs, law: str | Law, priors: Mapping[str, Any] | None, min_runs: int, fit_kwargs: Mapping[str, Any]
 ) -> dict[str, np.ndarray]:
     """Re-fit below the compute cutoff and return the held-out runs' standardized errors.
 

@@ -93,6 +93,11 @@ def complete_inputs(
     return out
 
 
+def n_points(points: Mapping[str, np.ndarray]) -> int:
+    """The number of points in a mapping of equal-length input arrays."""
+    return len(next(iter(points.values())))
+
+
 def as_columns(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Flat draws (S,) as columns (S, 1), ready to broadcast against points; numbers and columns pass through."""
     return {k: np.asarray(v, dtype=float)[:, None] if np.ndim(v) == 1 else v for k, v in params.items()}
@@ -105,7 +110,7 @@ def law_log_loss(
 
     ``params`` are flat draws (S,) or already columns (:func:`as_columns`).
     """
-    logx = {x: np.log(np.asarray(points[x], dtype=float))[None, :] for x in law.inputs}
+    logx = {x: law.coordinate(x, points[x])[None, :] for x in law.inputs}
     return law.log_loss(as_columns(params), logx, ref, np)
 
 
@@ -159,12 +164,12 @@ def log_draws(
     t = stdtrit(nu, stratified_uniforms(S, rng))
     noise = (sigma * t).astype(DTYPE)[None, :]
     top_up = ndtri(stratified_uniforms(S, rng))
-    slices = [slice(start, start + CHUNK) for start in range(0, len(points["N"]), CHUNK)]
+    slices = [slice(start, start + CHUNK) for start in range(0, n_points(points), CHUNK)]
     rngs = rng.spawn(len(slices)) if independent else [None] * len(slices)
 
     def chunk(sl: slice, own: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
         # computed point by point (n, S): medians and quantiles then run along contiguous memory
-        logx = {x: np.log(np.asarray(points[x][sl], dtype=DTYPE))[:, None] for x in law.inputs}
+        logx = {x: law.coordinate(x, points[x][sl], DTYPE)[:, None] for x in law.inputs}
         mu = law.log_loss(rows, logx, ref, np)
         if discrepancy is not None:
             mu = mu + discrepancy.delta({x: points[x][sl] for x in points}, top_up if own is None else own).T
@@ -255,15 +260,20 @@ def predict_table(
         loss, and ``E[exp(t)]`` is infinite for every degree of freedom, so a sample mean of
         its draws would be a number the sample made up.
     """
-    return draws_table(log_draws(law, params, ref, points, rng, discrepancy, scale, independent), points, interval)
+    chunks = log_draws(law, params, ref, points, rng, discrepancy, scale, independent)
+    return draws_table(chunks, points, interval, law.link)
 
 
 def draws_table(
-    chunks: Iterable[tuple[np.ndarray, np.ndarray]], points: Mapping[str, np.ndarray], interval: float
+    chunks: Iterable[tuple[np.ndarray, np.ndarray]],
+    points: Mapping[str, np.ndarray],
+    interval: float,
+    link: str = "log",
 ) -> pd.DataFrame:
     """The prediction table from chunks of ``(log_law, log_new)`` draws (as :func:`log_draws` yields).
 
     Columns as :func:`predict_table`; a mixture of several fits' draws is summarised alike.
+    ``link``: the draws' scale (``log``: exponentiated; ``identity``: as they are).
     """
     if not 0 < interval < 1:
         raise PredictionError(f"interval must be between 0 and 1 (e.g. 0.9), got {interval}")
@@ -271,15 +281,15 @@ def draws_table(
     def summarise(chunk: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
         log_law, log_new = chunk
         return {
-            **log_interval_stats(log_new, interval, mean=False),
-            **{f"expected_{k}": v for k, v in log_interval_stats(log_law, interval).items()},
+            **log_interval_stats(log_new, interval, mean=False, link=link),
+            **{f"expected_{k}": v for k, v in log_interval_stats(log_law, interval, link=link).items()},
         }
 
     columns: dict[str, list[np.ndarray]] = {}
     for stats in ordered_map(summarise, chunks):
         for name, col in stats.items():
             columns.setdefault(name, []).append(col)
-    table = pd.DataFrame({x: points[x] for x in ("N", "D", "C", "U") if x in points})
+    table = pd.DataFrame(dict(points))
     for name, parts in columns.items():
         table[name] = np.concatenate(parts)
     return table

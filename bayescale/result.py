@@ -7,7 +7,7 @@ loaded fit answers ``summary`` and ``predict`` without compiling a model.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,10 +17,12 @@ import pandas as pd
 import xarray as xr
 
 from bayescale import storage
-from bayescale.data import Runs
+from bayescale.data import COST, Runs
 from bayescale.diagnostics import Diagnostics, assess
-from bayescale.errors import FitFileError
+from bayescale.errors import FitFileError, PredictionError, RunsError
 from bayescale.laws import Law, get_law
+from bayescale.laws.formula import FormulaLaw
+from bayescale.laws.formula.runs import points as formula_points
 from bayescale.model import NOISE_PARAMS
 from bayescale.predict import complete_inputs, log_draws, predict_table
 from bayescale.priors import Prior, priors_from_json
@@ -82,8 +84,13 @@ class ScalingFit:
     def runs(self) -> Runs:
         """The runs the law was fitted to."""
         ds = self.tree["runs"].to_dataset()
+        source = str(self.tree.attrs.get("source", ""))
+        if isinstance(self.law, FormulaLaw):
+            table = pd.DataFrame({c: ds[c].to_numpy() for c in (*self.law.inputs, "loss", COST) if c in ds})
+            return Runs(table=table, k=self.k, source=source, columns={"loss": self.law.target},
+                        names=self.law.inputs, linear=self.law.linear_inputs)  # fmt: skip
         table = pd.DataFrame({c: ds[c].to_numpy() for c in ("N", "D", "C", "U", "loss") if c in ds})
-        return Runs(table=table, k=self.k, source=str(self.tree.attrs.get("source", "")))
+        return Runs(table=table, k=self.k, source=source)
 
     def draws(self, name: str) -> np.ndarray:
         """Flat posterior draws of parameter ``name`` (a fixed parameter gives a constant array)."""
@@ -171,6 +178,7 @@ class ScalingFit:
         interval: float = 0.9,
         *,
         U: object = None,
+        points: pd.DataFrame | Mapping[str, object] | None = None,
         independent: bool = False,
     ) -> pd.DataFrame:
         """Posterior predictive loss of new runs.
@@ -183,6 +191,8 @@ class ScalingFit:
         U : float or array_like, optional
             Unique tokens of each run (D / U epochs), for the data-constrained law; without
             it, such a law predicts fresh data (U = D). Other laws ignore it.
+        points : DataFrame or mapping, optional
+            A formula law's points: a column (or array) per input of the law.
         interval : float, default 0.9
             Probability of the equal-tailed intervals.
         independent : bool, default False
@@ -201,45 +211,70 @@ class ScalingFit:
             away from the runs, and the calibrated band scale (:attr:`band_scale`).
             Noise draws are seeded from the fit's seed: repeated calls agree.
         """
-        points, rng = self._points_and_rng(N, D, C, U)
+        points, rng = self._points_and_rng(N, D, C, U, points)
         scale = self._scale_draws(points)
         return predict_table(
             self.law, self._sampled(), self.reference, points, interval, rng, self.discrepancy, scale, independent
         )
 
     def loss_draws(
-        self, N: object = None, D: object = None, C: object = None, *, U: object = None, expected: bool = False
+        self,
+        N: object = None,
+        D: object = None,
+        C: object = None,
+        *,
+        U: object = None,
+        points: pd.DataFrame | Mapping[str, object] | None = None,
+        expected: bool = False,
     ) -> np.ndarray:
         """Posterior predictive draws of a new run's loss at the points, shape (draws, points).
 
         The draws :meth:`predict` summarises (law, discrepancy, noise and band scale, common
         random numbers across points); with ``expected``, the law's expected loss instead.
         """
-        points, rng = self._points_and_rng(N, D, C, U)
+        points, rng = self._points_and_rng(N, D, C, U, points)
         parts = [
             law if expected else new
             for law, new in log_draws(
                 self.law, self._sampled(), self.reference, points, rng, self.discrepancy, self._scale_draws(points)
             )
         ]
-        return np.exp(np.concatenate(parts, axis=1).astype(float))
+        return self.law.to_target(np.concatenate(parts, axis=1).astype(float))
 
     def _points_and_rng(
-        self, N: object, D: object, C: object, U: object = None
+        self, N: object, D: object, C: object, U: object = None, points: object = None
     ) -> tuple[dict[str, np.ndarray], np.random.Generator]:
         """Validated points and the noise generator seeded from the fit: predict and pit draw alike."""
-        return complete_inputs(self.law, self.k, N=N, D=D, C=C, U=U), np.random.default_rng([self.seed, 1])
+        rng = np.random.default_rng([self.seed, 1])
+        if isinstance(self.law, FormulaLaw):
+            if points is None:
+                raise PredictionError(f"give the points as a table of {', '.join(self.law.inputs)} (points=...)")
+            try:
+                return formula_points(self.law, points), rng
+            except RunsError as ex:
+                raise PredictionError(str(ex)) from None
+        if points is not None:
+            points = dict(points)
+            N, D, C, U = (points.get(x, v) for x, v in (("N", N), ("D", D), ("C", C), ("U", U)))
+        return complete_inputs(self.law, self.k, N=N, D=D, C=C, U=U), rng
 
     def pit(
-        self, N: object = None, D: object = None, C: object = None, *, loss: object, U: object = None
+        self,
+        N: object = None,
+        D: object = None,
+        C: object = None,
+        *,
+        loss: object,
+        U: object = None,
+        points: pd.DataFrame | Mapping[str, object] | None = None,
     ) -> np.ndarray:
         """Probability integral transform of observed losses under the new-run predictive.
 
         The share of predictive draws at or below each observed ``loss``: uniform on (0, 1)
         for calibrated predictions, piled at 0 and 1 for bands that are too narrow.
         """
-        points, rng = self._points_and_rng(N, D, C, U)
-        log_obs = np.log(np.atleast_1d(np.asarray(loss, dtype=float)))
+        points, rng = self._points_and_rng(N, D, C, U, points)
+        log_obs = self.law.observed(np.atleast_1d(np.asarray(loss, dtype=float)))
         parts, start = [], 0
         for _, log_new in log_draws(
             self.law, self._sampled(), self.reference, points, rng, self.discrepancy, self._scale_draws(points)

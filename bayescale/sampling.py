@@ -219,7 +219,7 @@ def assemble(
     tree = xr.DataTree.from_dict({f"/{k}": v for k, v in groups.items()})
     tree.attrs = {
         MARKER: _versions()["bayescale"],
-        "law": law.name,
+        "law": law.key,
         "formula": law.formula,
         "reference": json.dumps(ref),
         "priors": priors_to_json(priors),
@@ -292,7 +292,7 @@ def log_likelihood(
     nu, sigma = sampled["nu"][:, None], sampled["sigma"][:, None]
     ref = law.reference(runs) if reference is None else reference
     inputs = {x: runs.values(x) for x in law.inputs}
-    log_loss = np.log(runs.loss)
+    log_loss = law.observed(runs.loss)
 
     def chunk(sl: slice) -> np.ndarray:
         mu = law_log_loss(law, sampled, ref, {x: v[sl] for x, v in inputs.items()})
@@ -422,7 +422,7 @@ def fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping[
 
     sampled = result._sampled()
     inputs = {x: runs.values(x) for x in law.inputs}
-    log_loss = np.log(runs.loss)
+    log_loss = law.observed(runs.loss)
 
     def per_run(sl: slice) -> tuple[np.ndarray, np.ndarray]:
         # the law's median log loss and its outlier weight at each run of the chunk, over the draws

@@ -27,7 +27,14 @@ def holdout_top_compute(runs: Runs, fraction: float) -> np.ndarray:
 
     Runs tied at the cutoff budget are held out together, so a budget is never split.
     """
-    C = runs.values("C") if runs.has("C") else np.exp(sum(runs.log(x) for x in runs.inputs))
+    C = runs.cost()
+    if C is None:
+        C = np.exp(sum(runs.log(x) for x in runs.inputs)) if not runs.names else None
+    if C is None:
+        raise BacktestError(
+            f"these runs have no cost to hold out the largest runs by (inputs {', '.join(runs.inputs)}): "
+            "give one, e.g. --cost '6*N*D' (or fit with --no-calibrate)"
+        )
     n_out = max(1, round(fraction * len(C)))
     cutoff = np.sort(C)[::-1][n_out - 1]
     return C >= cutoff

@@ -71,19 +71,25 @@ def median_along(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return _between(a, b, 0.5)  # quantiles_along's interpolation at h = (n - 1) / 2
 
 
-def log_interval_stats(log_draws: np.ndarray, interval: float, mean: bool = True) -> dict[str, np.ndarray]:
+def log_interval_stats(
+    log_draws: np.ndarray, interval: float, mean: bool = True, link: str = "log"
+) -> dict[str, np.ndarray]:
     """:func:`interval_stats` of ``exp(log_draws)`` over draws (axis 0 of an (S, n) array).
 
     The quantiles are those of the log draws, exponentiated (exp is monotone: the same
     draws bound the interval), taken along contiguous memory; only the mean needs the
     exponential of every draw. ``mean=False`` leaves the mean out: for draws whose
     distribution has no mean (Student-t noise on a log scale), a sample mean is an
-    artefact of the sample.
+    artefact of the sample. ``link="identity"``: the draws are on the target's own scale (formula
+    laws of a target that can be negative), summarised as they are.
     """
     by_point = np.ascontiguousarray(np.asarray(log_draws).T)
-    lo, med, hi = np.exp(quantiles_along(by_point, interval_levels(interval), axis=1).astype(float))
+    q = quantiles_along(by_point, interval_levels(interval), axis=1).astype(float)
+    lo, med, hi = np.exp(q) if link == "log" else q
     if not mean:
         return {"median": med, "lower": lo, "upper": hi}
+    if link != "log":
+        return {"median": med, "mean": by_point.mean(axis=1, dtype=np.float64), "lower": lo, "upper": hi}
     with np.errstate(over="ignore", invalid="ignore"):  # astronomically large draws give an infinite mean
         average = np.exp(by_point).mean(axis=1, dtype=np.float64)
     return {"median": med, "mean": average, "lower": lo, "upper": hi}

@@ -22,6 +22,12 @@ def get_law(name: str | Law) -> Law:
     """Return the law called ``name`` (``chinchilla``, ``kaplan``, ``power``, ``power:N``...)."""
     if isinstance(name, Law):
         return name
+    if str(name).lstrip().startswith("{"):  # a formula law as a saved fit stores it (FormulaLaw.key)
+        import json
+
+        from bayescale.laws.formula import FormulaLaw
+
+        return FormulaLaw.from_spec(json.loads(name))
     key = str(name).strip().lower()
     if key == "chinchilla":
         return Chinchilla()

@@ -77,10 +77,36 @@ class Law(ABC):
     exponents: tuple[str, ...] = ()
     formula: str
 
+    #: The likelihood's scale: Student-t on the log of the target (``log``), or on the target itself.
+    link: str = "log"
+
+    @property
+    def key(self) -> str:
+        """What a saved fit stores to rebuild the law with :func:`bayescale.laws.get_law` (its name)."""
+        return self.name
+
+    def observed(self, y: np.ndarray) -> np.ndarray:
+        """The target on the likelihood's scale (:attr:`link`): its log, or itself."""
+        y = np.asarray(y, dtype=float)
+        return np.log(y) if self.link == "log" else y
+
+    def to_target(self, v: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`observed`: values on the likelihood's scale back on the target's."""
+        return np.exp(v) if self.link == "log" else np.asarray(v)
+
+    def coordinate(self, name: str, values: np.ndarray, dtype: type = float) -> np.ndarray:
+        """The coordinate the law takes input ``name`` in: its natural log (formula laws: the value
+        itself for inputs that may be zero or negative)."""
+        return np.log(np.asarray(values, dtype=dtype))
+
     @property
     def discrepancy_inputs(self) -> tuple[str, ...]:
         """The inputs the model discrepancy's GP lives on (by default all of :attr:`inputs`)."""
         return self.inputs
+
+    def initial_values(self, runs: Runs, priors: Mapping[str, Prior]) -> dict[str, float]:
+        """Starting values of sampled parameters for the chains (default none: PyMC's, jittered)."""
+        return {}
 
     def reference(self, runs: Runs) -> dict[str, float]:
         """Log reference scales of the centred parametrisation: the mean log of each input."""

@@ -1,0 +1,322 @@
+"""A scaling law from a formula over any columns: the same :class:`~bayescale.laws.Law` the
+built-in families are, so fitting, summaries, predictions, comparison and the cache work alike.
+
+>>> law = FormulaLaw("E + A/N^alpha + B/D^beta", columns=["N", "D", "loss"])
+>>> law.inputs, law.natural_params
+(('N', 'D'), ('E', 'A', 'alpha', 'B', 'beta'))
+>>> law.params
+('E', 'log_A_ref', 'alpha', 'log_B_ref', 'beta')
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from bayescale.data import Runs
+from bayescale.errors import FormulaError, PriorError, RunsError
+from bayescale.laws._base import Array, Law
+from bayescale.laws.formula.evaluate import evaluate
+from bayescale.laws.formula.parse import FUNCTIONS, Expr, parse
+from bayescale.laws.formula.structure import ROLES, Amplitude, analyse, uses_log_of
+from bayescale.priors import Prior, PriorLike, as_prior
+
+LINKS = ("log", "identity")
+#: Names a parameter may not take: they mean something else to the model.
+RESERVED = frozenset({"sigma", "nu", "loss", "log_loss"})
+
+
+class FormulaLaw(Law):
+    """A law written as a formula; names that are columns are inputs, the others parameters.
+
+    Parameters
+    ----------
+    formula : str
+        E.g. ``"E + A/N^alpha + B/D^beta"`` (``^`` and ``**`` are powers). Parsed by
+        :func:`~bayescale.laws.formula.parse.parse`, never evaluated as Python.
+    columns : sequence of str
+        The columns of the runs' table: a name among them is an input.
+    target : str, default "loss"
+        The column the law models.
+    priors : mapping, optional
+        Priors by parameter name (``Prior``, text such as ``"Uniform(0, 2)"`` or a number to fix it);
+        a parameter given a prior here is sampled as written, not centred.
+    bounds : mapping, optional
+        ``name -> (low, high)``: a ``Uniform(low, high)`` prior, except for a centred amplitude,
+        whose bounds set only its sign (its magnitude is the term's at the reference point).
+    parameters : sequence of str, optional
+        The parameters the formula must have, declared: any other non-column name is an error
+        (a misspelt column). Without it, the parameters are listed back by the fit's log.
+    link : {"log", "identity"}, optional
+        The scale of the Student-t likelihood; default ``log`` when every target value is
+        positive (``linear_inputs`` and the runs decide), else ``identity``.
+    linear_inputs : sequence of str, optional
+        Inputs whose values may be zero or negative (their coordinate is the value, not its log).
+    name, citation : str, optional
+        For summaries and reports.
+    """
+
+    exponents: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        formula: str,
+        columns: Sequence[str],
+        *,
+        target: str = "loss",
+        priors: Mapping[str, PriorLike] | None = None,
+        bounds: Mapping[str, Sequence[float]] | None = None,
+        parameters: Sequence[str] | None = None,
+        link: str = "log",
+        linear_inputs: Sequence[str] = (),
+        name: str | None = None,
+        citation: str = "",
+    ) -> None:
+        self.text = str(formula).strip()
+        self.tree: Expr = parse(self.text)
+        self.target = target
+        columns = [str(c) for c in columns]
+        if target in self.tree.names():
+            raise FormulaError(f"the formula uses the target column {target!r} as an input; model it, not with it")
+        names = _in_order(self.tree)
+        self.inputs = tuple(n for n in names if n in columns)
+        found = [n for n in names if n not in columns]
+        if not self.inputs:
+            raise FormulaError(
+                f"the formula {self.text!r} uses no column of the runs (columns: {', '.join(columns)}); "
+                "a law needs at least one input"
+            )
+        bad = sorted(set(found) & RESERVED)
+        if bad:
+            raise FormulaError(f"parameter name {bad[0]!r} is reserved for the noise model; rename it")
+        if parameters is not None:
+            declared = [str(p) for p in parameters]
+            unknown = [n for n in found if n not in declared]
+            if unknown:
+                raise FormulaError(
+                    f"{unknown[0]!r} in the formula is neither a column of the runs ({', '.join(columns)}) nor a "
+                    f"declared parameter ({', '.join(declared) or 'none'}): a misspelt column? Fix the name or "
+                    "declare the parameter"
+                )
+            unused = [p for p in declared if p not in found]
+            if unused:
+                raise FormulaError(f"declared parameter {unused[0]!r} does not appear in the formula")
+        if not found:
+            raise FormulaError(f"the formula {self.text!r} has no parameter to fit (every name is a column)")
+        if link not in LINKS:
+            raise FormulaError(f"unknown link {link!r}; choose log or identity")
+        self.link = link
+        self.linear_inputs = frozenset(linear_inputs) & set(self.inputs)
+        self.user_priors = {k: as_prior(v) for k, v in (priors or {}).items()}
+        self.bounds = {k: (float(v[0]), float(v[1])) for k, v in (bounds or {}).items()}
+        for key in (*self.user_priors, *self.bounds):
+            if key not in found:
+                raise PriorError(f"the formula has no parameter {key!r}; its parameters are {', '.join(found)}")
+        for key, (lo, hi) in self.bounds.items():
+            if not lo < hi:
+                raise PriorError(f"the bounds of {key} are inverted or empty: [{lo:g}, {hi:g}]; give [low, high]")
+        self.structure = analyse(self.tree, set(self.inputs), found, set(self.inputs) - self.linear_inputs)
+        self.centred: dict[str, Amplitude] = {
+            k: a for k, a in self.structure.amplitudes.items() if k not in self.user_priors
+        }
+        self.positive = {k: self._positive(k) for k in self.centred}
+        self.natural_params = tuple(found)
+        self.params = tuple(self._sampled_name(n) for n in found)
+        self.exponents = tuple(n for n in found if self.structure.roles[n] in ("decay", "exponent"))
+        self.name = name or "formula"
+        self.citation = citation
+        self.formula = f"{target} = {self.tree.text()}"
+
+    # --- identity -----------------------------------------------------------------------
+    @property
+    def key(self) -> str:
+        """The law as JSON: what a saved fit stores to rebuild it."""
+        return json.dumps(self.spec(), sort_keys=True)
+
+    def spec(self) -> dict[str, Any]:
+        """Everything that defines this law, as plain data (:meth:`from_spec` inverts it)."""
+        return {
+            "formula": self.text,
+            "columns": [*self.inputs, self.target],
+            "target": self.target,
+            "priors": {k: p.to_dict() for k, p in self.user_priors.items()},
+            "bounds": {k: list(v) for k, v in self.bounds.items()},
+            "parameters": list(self.natural_params),
+            "link": self.link,
+            "linear_inputs": sorted(self.linear_inputs),
+            "name": self.name,
+            "citation": self.citation,
+        }
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> FormulaLaw:
+        """Rebuild a law from :meth:`spec` (a saved fit's)."""
+        return cls(
+            spec["formula"],
+            spec["columns"],
+            target=spec["target"],
+            priors={k: Prior.from_dict(v) for k, v in spec.get("priors", {}).items()},
+            bounds=spec.get("bounds"),
+            parameters=spec.get("parameters"),
+            link=spec.get("link", "log"),
+            linear_inputs=spec.get("linear_inputs", ()),
+            name=spec.get("name"),
+            citation=spec.get("citation", ""),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FormulaLaw) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    # --- parameters ---------------------------------------------------------------------
+    def _positive(self, name: str) -> bool:
+        if name in self.bounds:
+            return self.bounds[name][0] >= 0
+        return True
+
+    def _sampled_name(self, name: str) -> str:
+        if name not in self.centred:
+            return name
+        return f"log_{name}_ref" if self.positive[name] else f"{name}_ref"
+
+    def roles(self) -> dict[str, str]:
+        """Each natural parameter's role (:data:`~bayescale.laws.formula.structure.ROLES`)."""
+        return dict(self.structure.roles)
+
+    def check_runs(self, runs: Runs) -> None:
+        """Raise if the runs lack an input, or an input the formula takes the log of is not positive."""
+        missing = [x for x in self.inputs if not runs.has(x)]
+        if missing:
+            raise RunsError(f"the runs have no column {missing[0]!r}, which the formula {self.text!r} uses")
+        if all(np.unique(runs.values(x)).size < 2 for x in self.inputs):
+            raise RunsError(f"every run has the same {', '.join(self.inputs)}: the law needs runs that differ")
+
+    def default_priors(self, runs: Runs) -> dict[str, Prior]:
+        """Priors by role, scaled to the target's values; the user's priors and bounds first."""
+        y = runs.loss
+        scale = float(np.sqrt(np.mean(y**2)))
+        out: dict[str, Prior] = {}
+        for name in self.natural_params:
+            sampled = self._sampled_name(name)
+            if name in self.user_priors:
+                out[sampled] = self.user_priors[name]
+            elif name in self.centred:
+                out[sampled] = (
+                    Prior("Normal", mu=float(np.log(0.4 * scale)), sigma=1.5)
+                    if self.positive[name]
+                    else Prior("Normal", mu=0.0, sigma=2.0 * scale)
+                )
+            elif name in self.bounds:
+                lo, hi = self.bounds[name]
+                out[sampled] = Prior("Uniform", lower=lo, upper=hi)
+            else:
+                out[sampled] = role_prior(self.structure.roles[name], scale)
+        return out
+
+    # --- values ---------------------------------------------------------------------------
+    def reference(self, runs: Runs) -> dict[str, float]:
+        """The mean coordinate of each input (log for positive inputs): where amplitudes are centred."""
+        return {x: float(np.mean(runs.log(x))) for x in self.inputs}
+
+    def _natural(self, p: Mapping[str, Array], ref: Mapping[str, Any], xp: Any) -> dict[str, Array]:
+        values = {n: p[self._sampled_name(n)] for n in self.natural_params if n not in self.centred}
+        for name, amp in self.centred.items():
+            shift = 0.0
+            for x, exponent in amp.powers:
+                shift = shift + evaluate(exponent, values, {}, frozenset(), xp) * ref[x]
+            sampled = p[self._sampled_name(name)]
+            values[name] = xp.exp(sampled - shift) if self.positive[name] else sampled * xp.exp(-shift)
+        return values
+
+    def value(self, p: Mapping[str, Array], coords: Mapping[str, Array], ref: Mapping[str, Any], xp: Any) -> Array:
+        """The formula's value (on the target's own scale) from sampled parameters and input coordinates.
+
+        With numpy, draws where the formula is undefined (a negative number to a fractional power)
+        give NaN silently: the likelihood gives them no weight, and predictions say so.
+        """
+        if xp is np:
+            with np.errstate(all="ignore"):
+                return evaluate(self.tree, self._natural(p, ref, xp), coords, set(self.inputs) - self.linear_inputs, xp)
+        return evaluate(self.tree, self._natural(p, ref, xp), coords, set(self.inputs) - self.linear_inputs, xp)
+
+    def log_loss(self, p: Mapping[str, Array], logx: Mapping[str, Array], ref: Mapping[str, float], xp: Any) -> Array:
+        """The likelihood's location: log of the formula (link ``log``) or the formula itself."""
+        value = self.value(p, logx, ref, xp)
+        if self.link == "identity":
+            return value
+        if xp is np:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.log(value)
+        return xp.log(value)
+
+    def initial_values(self, runs: Runs, priors: Mapping[str, Prior]) -> dict[str, float]:
+        """The best of 16 least-squares fits started from the priors (the chains start there, unjittered:
+        a formula's default starting point -- PyMC's centres of the priors -- may be where it is not finite)."""
+        from bayescale.laws.formula.least_squares import initial_values
+
+        return initial_values(self, runs, priors)
+
+    def coordinate(self, name: str, values: np.ndarray, dtype: type = float) -> np.ndarray:
+        """The log of a positive input; the value itself for an input in :attr:`linear_inputs`."""
+        values = np.asarray(values, dtype=dtype)
+        return values if name in self.linear_inputs else np.log(values)
+
+    @property
+    def discrepancy_inputs(self) -> tuple[str, ...]:
+        """The positive inputs, when one or two: the model discrepancy's GP is a full tensor basis
+        (12 functions per input), which three or more inputs would make 1,728+ wide; such laws fit
+        without a discrepancy (their bands: the law's own and the calibrated band scale)."""
+        logs = tuple(x for x in self.inputs if x not in self.linear_inputs)
+        return logs if 1 <= len(logs) <= 2 else ()
+
+    def natural(self, p: Mapping[str, Array], ref: Mapping[str, float]) -> dict[str, np.ndarray]:
+        """The formula's own parameters (numpy) from sampled ones."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return {k: np.asarray(v, dtype=float) for k, v in self._natural(p, ref, np).items()}
+
+    def describe(self) -> str:
+        """One line per parameter: its role, prior source and, for centred amplitudes, what is sampled."""
+        lines = [f"law {self.name}: {self.formula} (likelihood: Student-t on the {self.link} scale)"]
+        lines.append(f"  inputs (columns): {', '.join(self.inputs)}")
+        parts = []
+        for name in self.natural_params:
+            role = self.structure.roles[name]
+            extra = f", sampled as {self._sampled_name(name)}" if name in self.centred else ""
+            parts.append(f"{name} ({role}{extra})")
+        lines.append(f"  parameters: {', '.join(parts)}")
+        return "\n".join(lines)
+
+
+def role_prior(role: str, scale: float) -> Prior:
+    """The weakly informative default prior of a parameter by role; ``scale`` is the target's RMS."""
+    if role == "decay":
+        return Prior("LogNormal", mu=float(np.log(0.3)), sigma=1.0)
+    if role == "exponent":
+        return Prior("Normal", mu=0.0, sigma=1.0)
+    if role == "offset":
+        return Prior("Normal", mu=0.0, sigma=2.0 * scale)
+    if role in ROLES:
+        return Prior("Normal", mu=0.0, sigma=2.0)
+    raise ValueError(f"unknown role {role!r}")  # pragma: no cover - ROLES is the list
+
+
+def _in_order(tree: Expr) -> list[str]:
+    seen: dict[str, None] = {}
+    for node in tree.walk():
+        name = getattr(node, "name", None)
+        if name is not None and not hasattr(node, "args"):
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+def needs_positive(law: FormulaLaw) -> set[str]:
+    """Inputs whose log (or non-integer power) the formula takes."""
+    return uses_log_of(law.tree, set(law.inputs))
+
+
+__all__ = ["FUNCTIONS", "LINKS", "FormulaLaw", "needs_positive", "role_prior"]

@@ -1,0 +1,154 @@
+"""Laws users keep: a TOML law file, the named built-ins, and telling a formula from a law's name.
+
+A law file::
+
+    name = "parscale"
+    citation = "Chen et al. 2025, Parallel Scaling Law for Language Models"
+    formula = "(A / (num_params * (k * log(parallel_size) + 1)))^alpha + E"
+    target = "loss"                       # optional, default loss
+    cost = "num_params"                   # optional: the splits' cost
+    link = "log"                          # optional: log or identity (default: from the target)
+    parameters = ["A", "k", "alpha", "E"] # optional: declared, so a misspelt column is an error
+
+    [priors]                              # optional, by parameter: a distribution or a number
+    alpha = "LogNormal(-1, 1)"
+
+    [bounds]                              # optional: [low, high] -> Uniform (amplitudes: the sign)
+    A = [0, 1e9]
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bayescale.errors import FormulaError
+from bayescale.laws.formula.parse import Var, parse
+
+#: Keys a law file may hold.
+KEYS = ("name", "citation", "formula", "target", "cost", "link", "parameters", "priors", "bounds")
+#: Characters that make a --law value a formula rather than a law's name.
+FORMULA_CHARS = set("+-*/^()")
+
+
+def is_formula(text: str) -> bool:
+    """Whether a ``--law`` value is a formula (it holds an operator or a bracket)."""
+    return bool(FORMULA_CHARS & set(str(text)))
+
+
+def read_law_file(path: str | Path) -> dict[str, Any]:
+    """The settings of a TOML law file, checked: ``formula`` required, known keys only.
+
+    Raises
+    ------
+    FormulaError
+        For a missing or unreadable file, a TOML error, an unknown key or a missing formula.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FormulaError(f"law file '{path}' not found; check the path")
+    try:
+        spec = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as ex:
+        raise FormulaError(f"cannot read the law file '{path}': {ex}") from None
+    unknown = [k for k in spec if k not in KEYS]
+    if unknown:
+        raise FormulaError(f"law file '{path}': unknown key {unknown[0]!r}; known keys: {', '.join(KEYS)}")
+    if not isinstance(spec.get("formula"), str):
+        raise FormulaError(f'law file \'{path}\' needs formula = "..." (the law, e.g. "E + A/N^alpha")')
+    for key in ("priors", "bounds"):
+        if not isinstance(spec.get(key, {}), Mapping):
+            raise FormulaError(f"law file '{path}': [{key}] must be a table of parameter = value")
+    for name, bound in spec.get("bounds", {}).items():
+        if not (isinstance(bound, Sequence) and len(bound) == 2 and all(isinstance(b, (int, float)) for b in bound)):
+            raise FormulaError(f"law file '{path}': bounds of {name} must be [low, high], got {bound!r}")
+    return spec
+
+
+def check_names(formula: str, columns: Sequence[str], target: str, declared: Sequence[str] | None) -> list[str]:
+    """The formula's parameters (names that are not columns); a name that looks like a misspelt
+    column (and is not declared) is an error.
+
+    Raises
+    ------
+    FormulaError
+        Naming the suspicious name and the column it resembles.
+    """
+    tree = parse(formula)
+    names = [n.name for n in tree.walk() if isinstance(n, Var)]
+    params = list(dict.fromkeys(n for n in names if n not in columns))
+    if declared is not None:
+        return params
+    candidates = [c for c in columns if c != target]
+    for name in params:
+        close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
+        if close and len(name) > 2:
+            raise FormulaError(
+                f"{name!r} in the formula is not a column but looks like the column {close[0]!r}: a misspelling? "
+                f"Fix it, or declare the parameters (--params {','.join(params)}) if {name!r} is one"
+            )
+    return params
+
+
+def from_options(
+    source: str | Path,
+    *,
+    law: str | None = None,
+    law_file: str | Path | None = None,
+    target: str | None = None,
+    cost: str | None = None,
+    link: str | None = None,
+    params: Sequence[str] | None = None,
+    inputs: Mapping[str, str] | None = None,
+    priors: Mapping[str, Any] | None = None,
+    k: float = 6.0,
+):
+    """The formula law and its runs from the command line's options (``fit --law FORMULA`` or a
+    built-in's name, or ``--law-file``): the file's settings, then the options over them.
+
+    Returns
+    -------
+    (FormulaLaw, Runs)
+    """
+    from bayescale.laws.formula.builtins import BUILTINS
+    from bayescale.laws.formula.runs import prepare, read
+
+    if law is not None and law_file is not None:
+        raise FormulaError("give either --law or --law-file, not both")
+    spec: dict[str, Any] = dict(read_law_file(law_file)) if law_file is not None else {}
+    if law is not None:
+        builtin = BUILTINS.get(law.strip().lower())
+        if builtin is not None:
+            spec |= {"formula": builtin.formula, "name": law.strip().lower(), "citation": builtin.citation}
+            if builtin.cost is not None:
+                spec.setdefault("cost", builtin.cost)
+        else:
+            spec["formula"] = law
+    for key, value in (("target", target), ("cost", cost), ("link", link), ("parameters", params)):
+        if value is not None:
+            spec[key] = value
+    df, where, _ = read(source)
+    for name, column in (inputs or {}).items():
+        if column not in df.columns:
+            raise FormulaError(f"--input {name}={column}: {where} has no column {column!r}")
+        df = df.rename(columns={column: name})
+    target_name = str(spec.get("target", "loss"))
+    declared = spec.get("parameters")
+    check_names(spec["formula"], list(df.columns), target_name, declared)
+    merged_priors = {**spec.get("priors", {}), **(priors or {})}
+    return prepare(
+        df,
+        spec["formula"],
+        target=target_name,
+        priors=merged_priors,
+        bounds=spec.get("bounds"),
+        parameters=declared,
+        link=spec.get("link"),
+        cost=spec.get("cost"),
+        name=spec.get("name"),
+        citation=str(spec.get("citation", "")),
+        k=k,
+    )
