@@ -154,11 +154,10 @@ def _add_formula(p: argparse.ArgumentParser) -> None:
 
 
 def _uses_formula(args: argparse.Namespace) -> bool:
-    from bayescale.laws.formula.builtins import BUILTINS
-    from bayescale.laws.formula.lawfile import is_formula
-
     from bayescale.errors import LawError
     from bayescale.laws import get_law
+    from bayescale.laws.formula.builtins import BUILTINS
+    from bayescale.laws.formula.lawfile import is_formula
 
     law = args.law
     if args.law_file is not None:

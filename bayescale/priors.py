@@ -79,6 +79,11 @@ class Prior:
         ]
         if missing:
             raise PriorError(f"{dist} needs {', '.join(missing)}")
+        if "lower" in merged and "upper" in merged and not merged["lower"] < merged["upper"]:
+            raise PriorError(
+                f"{dist} bounds are inverted or empty: lower {merged['lower']:g}, upper {merged['upper']:g}; "
+                "give lower < upper"
+            )
         object.__setattr__(self, "dist", dist)
         object.__setattr__(self, "kwargs", {k: float(merged[k]) for k in allowed if k in merged})
 

@@ -130,7 +130,7 @@ def from_options(
     for key, value in (("target", target), ("cost", cost), ("link", link), ("parameters", params)):
         if value is not None:
             spec[key] = value
-    df, where, _ = read(source)
+    df, where, offset = read(source)
     for name, column in (inputs or {}).items():
         if column not in df.columns:
             raise FormulaError(f"--input {name}={column}: {where} has no column {column!r}")
@@ -151,4 +151,5 @@ def from_options(
         name=spec.get("name"),
         citation=str(spec.get("citation", "")),
         k=k,
+        origin=(where, offset),
     )

@@ -52,7 +52,8 @@ def minimise(
         margin = np.where(np.isfinite(span), 1e-9 * span, 0.0)
         x0 = np.clip(x0, lower + margin, upper - margin)
         try:
-            result = least_squares(residuals, x0, bounds=(lower, upper), method="trf", max_nfev=max_nfev)
+            with np.errstate(all="ignore"):  # scipy's trust-region steps overflow on the way through wild starts
+                result = least_squares(residuals, x0, bounds=(lower, upper), method="trf", max_nfev=max_nfev)
         except (ValueError, FloatingPointError):  # a start where the law is not finite at all
             costs.append(np.inf)
             continue

@@ -63,6 +63,7 @@ def prepare(
     name: str | None = None,
     citation: str = "",
     k: float = DEFAULT_K,
+    origin: tuple[str, int] | None = None,
 ) -> tuple[FormulaLaw, Runs]:
     """The formula law and its runs from a table.
 
@@ -83,6 +84,8 @@ def prepare(
         calibration and backtests. Default: C, or k N D when the inputs have N and D.
     k : float, default 6
         FLOPs per parameter per token, when the runs have N and D.
+    origin : (str, int), optional
+        For a table read from a file already: the file's name and the first data row's number, for messages.
 
     Raises
     ------
@@ -90,6 +93,8 @@ def prepare(
         One line each: what is wrong, where, and what to do.
     """
     df, where, offset = read(source)
+    if origin is not None:
+        where, offset = origin
     law = FormulaLaw(formula, list(df.columns), target=target, priors=priors, bounds=bounds, parameters=parameters,
                      name=name, citation=citation)  # fmt: skip
     y = numeric(df, target, where, offset, what="target column")
