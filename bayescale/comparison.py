@@ -310,7 +310,10 @@ def compare(
         fits = _fit_laws(runs, names, priors, fit_kwargs)
 
     first = next(iter(fits.values()))
-    budget = float(first.reference_budget if compute is None else compute)
+    try:
+        budget = float(first.reference_budget if compute is None else compute)
+    except BayescaleError:  # laws of other inputs than N and D (formula laws): no allocation columns
+        budget = float("nan")
     loos = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # ArviZ's Pareto-k warning: counted and re-issued below

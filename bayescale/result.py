@@ -329,7 +329,15 @@ class ScalingFit:
     @property
     def reference_budget(self) -> float:
         """Default budget for allocation questions: 100x the largest compute in the runs."""
-        return 100.0 * float(self.runs.values("C").max())
+        if self.runs.has("C"):
+            return 100.0 * float(self.runs.values("C").max())
+        if self.runs.has("N") and self.runs.has("D"):
+            return 100.0 * self.k * float((self.runs.values("N") * self.runs.values("D")).max())
+        from bayescale.allocation import AllocationError
+
+        raise AllocationError(
+            f"allocation needs runs with N and D (compute k N D); these runs have {', '.join(self.runs.inputs)}"
+        )
 
     def _all_draws(self) -> dict[str, np.ndarray]:
         """Flat draws of every parameter (sampled, physical, fixed)."""

@@ -280,3 +280,62 @@ def test_cli_formula_fit_summary_and_predict(tmp_path, capsys):
     assert pred["lower"][0] < truth < pred["upper"][0]
     assert main(["predict", str(fit), "--N", "1e9", "--D", "2e10"]) == 2
     assert "--points" in capsys.readouterr().err
+
+
+# --- answers (mocked sampler: structure) ------------------------------------------------------
+def _mocked_fit(runs, law):
+    import warnings
+
+    import bayescale as bs
+    from bayescale.diagnostics import DiagnosticsWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)  # mocked draws are not a converged posterior
+        return bs.fit(runs, law=law, seed=1, draws=100, discrepancy=False, calibrate=False)
+
+
+def test_a_negative_target_fits_on_its_own_scale_and_round_trips(mock_sampler, tmp_path):
+    """A target with negative values (ScaleBench's vocabulary loss) gets the identity link: predictions on
+    the target's scale, finite; the saved fit rebuilds the law and predicts the same."""
+    import bayescale as bs
+
+    rng = np.random.default_rng(3)
+    N = np.exp(rng.uniform(16, 21, 12))
+    H = np.exp(rng.uniform(19, 23, 12))
+    y = -1.0 - 40 / N**0.3 - 300 / H**0.3 + rng.normal(0, 0.01, 12)
+    df = pd.DataFrame({"N": N, "H": H, "y": y})
+    law, runs = prepare(df, "E + A/N^alpha + B/H^beta", target="y", cost="N * H")
+    assert law.link == "identity"
+    fit = _mocked_fit(runs, law)
+    points = pd.DataFrame({"N": [1e9, 1e10], "H": [1e10, 1e11]})
+    pred = fit.predict(points=points)
+    assert list(pred.columns[:2]) == ["N", "H"] and np.isfinite(pred[["median", "lower", "upper"]]).all().all()
+    assert (pred["lower"] <= pred["median"]).all() and (pred["median"] <= pred["upper"]).all()
+    path = fit.save(tmp_path / "f.nc")
+    again = bs.load(path)
+    assert again.law == law and again.runs.target == "y"
+    pd.testing.assert_frame_equal(again.predict(points=points), pred)
+    with pytest.raises(bs.errors.PredictionError, match="positive"):
+        again.predict(points={"N": [0.0], "H": [1e10]})
+    with pytest.raises(bs.errors.PredictionError, match="give the points"):
+        again.predict(N=1e9, D=1e10)
+
+
+def test_compare_two_formula_laws(mock_sampler):
+    """Two formulas fitted to the same runs compare by LOO; no allocation columns for laws without N and D."""
+    import bayescale as bs
+
+    df = _ladder(16).rename(columns={"N": "params", "D": "tokens"})
+    fits = []
+    for text in ("E + A/params^alpha + B/tokens^beta", "E + A/(params*tokens)^alpha"):
+        law, runs = prepare(df, text, cost="6*params*tokens")
+        fits.append(_mocked_fit(runs, law))
+    import warnings
+
+    from bayescale.comparison import ComparisonWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ComparisonWarning)  # prior draws (the mock) make every run influential
+        table = bs.compare(fits, holdout_top=None).table
+    assert len(table) == 2 and set(table["law"]) == {f.law.name for f in fits}
+    assert table["tokens_per_param_median"].isna().all()

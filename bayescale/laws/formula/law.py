@@ -126,7 +126,7 @@ class FormulaLaw(Law):
         self.natural_params = tuple(found)
         self.params = tuple(self._sampled_name(n) for n in found)
         self.exponents = tuple(n for n in found if self.structure.roles[n] in ("decay", "exponent"))
-        self.name = name or "formula"
+        self.name = name or self.tree.text()
         self.citation = citation
         self.formula = f"{target} = {self.tree.text()}"
 
