@@ -179,6 +179,13 @@ def _fit_stages(
     from bayescale.literature import resolve_set
 
     runs, law, resolved = sampling.prepare(runs, law, priors, prior_set)
+    if discrepancy and not law.discrepancy_inputs:
+        log.info(
+            "no model discrepancy for %s: its basis covers one or two positive inputs, the law has %s",
+            law.name,
+            ", ".join(law.inputs),
+        )
+        discrepancy = False
     used_set = resolve_set(prior_set, law.name)
     if prior_set == "auto" and used_set == "literature":
         log.info("priors: the literature prior of %s (weak priors: --priors weak)", law.name)

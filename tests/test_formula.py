@@ -339,3 +339,22 @@ def test_compare_two_formula_laws(mock_sampler):
         table = bs.compare(fits, holdout_top=None).table
     assert len(table) == 2 and set(table["law"]) == {f.law.name for f in fits}
     assert table["tokens_per_param_median"].isna().all()
+
+
+def test_a_law_of_three_inputs_fits_without_a_discrepancy(mock_sampler, caplog):
+    """The discrepancy's tensor basis takes one or two inputs: a law of three says so and fits without it."""
+    import logging
+    import warnings
+
+    import bayescale as bs
+    from bayescale.diagnostics import DiagnosticsWarning
+
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame({x: np.exp(rng.uniform(16, 22, 12)) for x in ("N", "D", "H")})
+    df["loss"] = 1.5 + 30 / df["N"] ** 0.3 + 40 / df["D"] ** 0.3 + 20 / df["H"] ** 0.2
+    law, runs = prepare(df, "E + A/N^a + B/D^b + C/H^c")
+    assert law.discrepancy_inputs == ()
+    with caplog.at_level(logging.INFO, logger="bayescale"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)  # mocked draws are not a converged posterior
+        fit = bs.fit(runs, law=law, seed=1, draws=100, discrepancy=True, calibrate=False)
+    assert fit.discrepancy is None and "no model discrepancy" in caplog.text
