@@ -255,7 +255,7 @@ class FormulaLaw(Law):
         return xp.log(value)
 
     def initial_values(self, runs: Runs, priors: Mapping[str, Prior]) -> dict[str, float]:
-        """The best of 16 least-squares fits started from the priors (the chains start there, unjittered:
+        """The best of 64 least-squares fits started from the priors (the chains start there, unjittered:
         a formula's default starting point -- PyMC's centres of the priors -- may be where it is not finite)."""
         from bayescale.laws.formula.least_squares import initial_values
 

@@ -79,7 +79,7 @@ def _support(prior: Prior) -> tuple[float, float]:
 
 
 def initial_values(
-    law: FormulaLaw, runs: Runs, priors: Mapping[str, Prior], starts: int = 16, seed: int = 0
+    law: FormulaLaw, runs: Runs, priors: Mapping[str, Prior], starts: int = 64, seed: int = 0
 ) -> dict[str, float]:
     """Sampled parameters at the best least-squares fit from ``starts`` draws of the priors.
 
