@@ -173,12 +173,8 @@ def _uses_formula(args: argparse.Namespace) -> bool:
 
 def _formula_law_and_runs(args: argparse.Namespace, priors: dict):
     """The formula law and its runs from fit's options; the law is listed back on stderr."""
-    from bayescale.laws.formula.lawfile import from_options
+    from bayescale.laws.formula.lawfile import by_group, from_options
 
-    if args.group is not None:
-        raise BayescaleError(
-            "--group with a formula law is not supported yet: fit each group's rows separately (e.g. a file per group)"
-        )
     inputs = {}
     for spec in args.input:
         name, sep, column = spec.partition("=")
@@ -186,10 +182,16 @@ def _formula_law_and_runs(args: argparse.Namespace, priors: dict):
             raise BayescaleError(f"--input needs NAME=COLUMN, e.g. --input P=parallel_size; got {spec!r}")
         inputs[name.strip()] = column.strip()
     params = [p.strip() for p in args.params.split(",") if p.strip()] if args.params else None
-    law, runs = from_options(
-        args.runs, law=args.law, law_file=args.law_file, target=args.target, cost=args.cost, link=args.link,
-        params=params, inputs=inputs, priors=priors, k=args.k,
-    )  # fmt: skip
+    options = dict(law=args.law, law_file=args.law_file, target=args.target, cost=args.cost, link=args.link,
+                   params=params, inputs=inputs, priors=priors, k=args.k)  # fmt: skip
+    if args.group is not None:  # a law and runs per group: {name: (law, runs)}
+        groups = by_group(args.runs, args.group, **options)
+        law = next(iter(groups.values()))[0]
+        for line in law.describe().splitlines():
+            log.info("%s", line)
+        log.info("  groups by %s, each fitted separately: %s", args.group, ", ".join(groups))
+        return law, groups
+    law, runs = from_options(args.runs, **options)
     for line in law.describe().splitlines():
         log.info("%s", line)
     return law, runs
@@ -234,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--group",
         metavar="COLUMN",
-        help="pool the ladders named by COLUMN (data mixes, eval sets): one hierarchical fit of all groups",
+        help="pool the ladders named by COLUMN (data mixes, eval sets): one hierarchical fit of all groups; "
+        "with a formula law, each group is fitted on its own (predict --points then uses each row's group)",
     )
     _add_formula(p)
     _add_columns(p)
@@ -503,6 +506,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if _uses_formula(args):
         law, runs = _formula_law_and_runs(args, priors)
         priors = {}  # the law holds them (a prior given to an amplitude keeps it uncentred)
+        if args.group is not None:
+            return _fit_separate(args, out, runs)
     elif any(v is not None for v in (args.target, args.cost, args.link, args.params)) or args.input:
         raise BayescaleError("--target, --cost, --link, --params and --input are for formula laws (--law FORMULA)")
     elif args.group is not None:
@@ -528,6 +533,31 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         min(d.min_ess_bulk, d.min_ess_tail),
         d.divergences,
         f"; importance weights' Pareto khat {d.max_khat:.2f}" if d.max_khat == d.max_khat else "",  # not NaN
+    )
+    return 0
+
+
+def _fit_separate(args: argparse.Namespace, out: Path, groups: dict) -> int:
+    from bayescale.separate_pipeline import fit_separate
+
+    result = fit_separate(
+        groups,
+        args.group,
+        strict=args.strict,
+        progress=not args.quiet and sys.stderr.isatty(),
+        **_sampling_options(args),
+    )
+    result.save(out)
+    d = result.diagnostics
+    log.info(
+        "saved %s (%s by %s: %d groups fitted separately; max R-hat %.3f, min ESS %.0f, %d divergences)",
+        out,
+        result.group(result.names[0]).law.name,
+        result.column,
+        len(result.names),
+        d.max_rhat,
+        min(d.min_ess_bulk, d.min_ess_tail),
+        d.divergences,
     )
     return 0
 
@@ -672,7 +702,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _is_formula_fit(result: object) -> bool:
     from bayescale.laws.formula import FormulaLaw
+    from bayescale.separate import SeparateFit
 
+    if isinstance(result, SeparateFit):
+        return isinstance(result.group(result.names[0]).law, FormulaLaw)
     return isinstance(getattr(result, "law", None), FormulaLaw)
 
 
@@ -680,8 +713,10 @@ def _predict_formula(args: argparse.Namespace, result, targets) -> int:
     """predict of a formula law's fit: the --points table's columns named as the law's inputs."""
     from bayescale.errors import PredictionError
     from bayescale.laws.formula.runs import points as formula_points
+    from bayescale.separate import SeparateFit
 
-    law = result.law
+    separate = isinstance(result, SeparateFit)
+    law = result.group(result.names[0]).law if separate else result.law
     if targets is None or any(v is not None for v in (args.N, args.D, args.C, args.U)):
         raise PredictionError(
             f"a formula law's fit predicts at --points FILE with columns {', '.join(law.inputs)} (not --N/--D/--C)"
@@ -692,7 +727,16 @@ def _predict_formula(args: argparse.Namespace, result, targets) -> int:
         points = formula_points(law, targets, where=f"'{args.points}'")
     except BayescaleError as ex:
         raise PredictionError(str(ex)) from None
-    table = result.predict(points=points, interval=args.interval)
+    if not separate:
+        table = result.predict(points=points, interval=args.interval)
+    elif result.column in targets.columns and not args.group_value:  # each point by its own group's fit
+        labels = targets[result.column]
+        if labels.isna().any():
+            i = int(labels.isna().to_numpy().argmax())
+            raise PredictionError(f"'{args.points}': group column {result.column!r}, row {i + 1} is empty")
+        table = result.predict_rows(points, labels.astype(str).str.strip().to_numpy(), interval=args.interval)
+    else:  # every asked group at every point
+        table = result.per_group(lambda f: f.predict(points=points, interval=args.interval), args.group_value)
     sys.stdout.write(render(table, args.format))
     return 0
 
@@ -792,7 +836,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     fit = load(args.fit)
     others = [load(path) for path in args.compare]
     if isinstance(fit, PooledFit):
-        log.info("writing the %s report of %s (pooled fit of %d groups)", fmt, args.fit, len(fit.names))
+        kind = "separate fits" if getattr(fit, "separate", False) else "pooled fit"
+        log.info("writing the %s report of %s (%s of %d groups)", fmt, args.fit, kind, len(fit.names))
     elif isinstance(fit, TaskFit):
         log.info("writing the %s report of %s (task fit of %d task(s))", fmt, args.fit, len(fit.names))
     else:

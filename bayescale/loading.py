@@ -1,4 +1,4 @@
-"""Load any fit file: a single fit, a pooled fit of several ladders or a task fit."""
+"""Load any fit file: a single fit, a pooled fit of several ladders, separate fits of groups or a task fit."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ from pathlib import Path
 from bayescale import storage
 from bayescale.pooled import PooledFit, is_pooled
 from bayescale.result import PREDICT_GROUPS, ScalingFit
+from bayescale.separate import SeparateFit, is_separate
 from bayescale.task_fit import TaskFit, is_task_fit
 
 #: What :func:`load` returns.
-AnyFit = ScalingFit | PooledFit | TaskFit
+AnyFit = ScalingFit | PooledFit | SeparateFit | TaskFit
 
 
 def load(path: str | Path, groups: Iterable[str] | None = None) -> AnyFit:
     """Load any fit saved by bayescale: a :class:`~bayescale.result.ScalingFit`, a
-    :class:`~bayescale.pooled.PooledFit` or a :class:`~bayescale.task_fit.TaskFit`.
+    :class:`~bayescale.pooled.PooledFit`, a :class:`~bayescale.separate.SeparateFit` or a
+    :class:`~bayescale.task_fit.TaskFit`.
 
     Parameters
     ----------
@@ -31,6 +33,8 @@ def load(path: str | Path, groups: Iterable[str] | None = None) -> AnyFit:
         If the file is missing, corrupt or not a bayescale fit.
     """
     tree = storage.read_tree(path, groups)
+    if is_separate(tree):
+        return SeparateFit(tree)
     if is_pooled(tree):
         return PooledFit(tree)
     if is_task_fit(tree):

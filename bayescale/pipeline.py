@@ -186,6 +186,13 @@ def _fit_stages(
             ", ".join(law.inputs),
         )
         discrepancy = False
+    if calibrate and runs.names and runs.cost() is None:  # a formula law's runs without N, D, C or --cost
+        log.info(
+            "no band calibration: the runs have no cost to hold out the largest by (inputs %s); give one with "
+            "--cost EXPR, e.g. the product of the inputs that grow with a run's size",
+            ", ".join(law.inputs),
+        )
+        calibrate = False
     used_set = resolve_set(prior_set, law.name)
     if prior_set == "auto" and used_set == "literature":
         log.info("priors: the literature prior of %s (weak priors: --priors weak)", law.name)

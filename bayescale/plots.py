@@ -13,6 +13,7 @@ headless (Agg) and in scripts; save one with ``fig.savefig("loss.png", dpi=150)`
 - :func:`plot_comparison` -- elpd (LOO and leave-future-out) with standard errors, and weights;
 - :func:`plot_backtest` -- predicted vs actual held-out loss with intervals, and the PIT histogram;
 - :func:`plot_residuals` -- residuals against fitted loss and against compute;
+- :func:`plot_inputs` -- a formula law's target against each input (each run's band) and its residuals;
 - :func:`plot_groups` -- a pooled fit's groups with bands, and the difference of two from joint draws;
 - :func:`plot_task` -- a task fit's metric against compute with bands, the runs and chance;
 - :func:`plot_epochs` -- a data-constrained fit's loss against epochs, repeated against fresh data.
@@ -490,6 +491,48 @@ def plot_residuals(fit: ScalingFit) -> Figure:
         ax.set_ylabel("residual (% of loss, log scale)")
         ax.legend(fontsize=7, loc="upper right")
     fig.suptitle(f"{fit.law.name}: residuals (structure here is what the discrepancy term absorbs)")
+    return fig
+
+
+def plot_inputs(fit: ScalingFit, interval: float = 0.9) -> Figure:
+    """A formula law's target against each of its inputs: every run with its 90% predictive band
+    (top row), and its residual from the posterior median of the expected value (bottom row).
+
+    With several inputs varying at once, a curve along one input is not defined; each run's own
+    band is drawn at its input's value instead.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    law = fit.law
+    runs = fit.runs
+    inputs = list(law.inputs)
+    pts = {x: runs.values(x) for x in inputs}
+    p = fit.predict(points=pts, interval=interval)
+    y = runs.loss
+    log_scale = getattr(law, "link", "log") == "log"
+    resid = np.log(y) - np.log(p["expected_median"]) if log_scale else y - p["expected_median"]
+    fig, axes = _figure(2, len(inputs), size=(4.2, 3.4))
+    for j, x in enumerate(inputs):
+        xv = pts[x]
+        logx = x not in getattr(law, "linear_inputs", ()) and np.ptp(np.log(xv)) > np.log(20)
+        ax = axes[0, j]
+        ax.errorbar(xv, p["median"], yerr=[p["median"] - p["lower"], p["upper"] - p["median"]], fmt="none",
+                    ecolor=_BAND, alpha=0.5, lw=1.2, label=f"{interval:.0%} band")  # fmt: skip
+        ax.scatter(xv, y, s=12, color=_RUNS, zorder=3, label=f"runs ({len(runs)})")
+        ax.set_ylabel(law.target)
+        ax = axes[1, j]
+        ax.scatter(xv, 100 * resid if log_scale else resid, s=12, color=_BAND)
+        ax.axhline(0, color="#888", lw=1)
+        ax.set_ylabel("residual (% of target, log scale)" if log_scale else "residual (target units)")
+        for ax in axes[:, j]:
+            ax.set_xlabel(x)
+            if logx:
+                ax.set_xscale("log")
+    axes[0, 0].legend(fontsize=7, loc="best")
+    name = law.name if len(law.name) <= 40 else law.name[:37] + "..."
+    fig.suptitle(f"{name}: {law.target} against each input, each run's band; residuals below", fontsize=10)
     return fig
 
 

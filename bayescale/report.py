@@ -86,6 +86,12 @@ def _figures(
 
     has_nd = set(fit.law.inputs) >= {"N", "D"}
     target = targets[-1] if targets else None
+    if hasattr(fit.law, "tree"):  # a formula law (bayescale.laws.formula): its runs have only its own columns
+        return [
+            ("The target against each input: every run with its 90% band; residuals below.", plots.plot_inputs(fit)),
+            ("Each parameter's posterior against its prior.", plots.plot_posteriors(fit)),
+            ("Joint posterior of the law's parameters.", plots.plot_pairs(fit)),
+        ]
     figs = [
         (
             "Predicted loss against compute, extrapolated to the target (nested 50% and 90% bands).",
@@ -252,12 +258,16 @@ def _sections(fit: ScalingFit, targets: list[tuple[float, float]], comparison: o
     if "calibration" in fit.tree.children:
         z = fit.tree["calibration"].to_dataset()["z"].to_numpy()
         reach = json.loads(attrs.get("calibration_reach", "{}"))
-        calib.append(
-            f"A re-fit without the top 20% of runs by compute predicted the {z.size} held-out runs; "
-            f"{np.mean(np.abs(z) <= 1.645):.0%} fell inside its 90% bands. The scale applies as far out as those runs "
-            "reached (in log units beyond the re-fit's largest value: "
+        where = (
+            "The scale applies as far out as those runs reached (in log units beyond the re-fit's largest value: "
             + ", ".join(f"{k} {v:.2f}" for k, v in reach.items())
             + "); beyond, bands are the model's own."
+            if reach
+            else "The scale applies at every point."
+        )
+        calib.append(
+            f"A re-fit without the top 20% of runs by compute predicted the {z.size} held-out runs; "
+            f"{np.mean(np.abs(z) <= 1.645):.0%} fell inside its 90% bands. {where}"
         )
     else:
         calib.append("The fit was not calibrated (--no-calibrate).")
@@ -520,6 +530,17 @@ def write_report(
         chosen = _task_target(fit, targets)
         sections = _task_sections(fit, chosen)
         figures = [(caption, _png(fig)) for caption, fig in _task_figures(fit, chosen)]
+        return _write(path, fmt, title, sections, figures)
+    if getattr(fit, "separate", False):  # a SeparateFit (bayescale.separate): each group's own report
+        if compare:
+            raise ReportError("--compare takes single fits; a separate fit's groups are reported one after another")
+        title = title or f"Scaling-law fits of {len(fit.names)} groups by {fit.column}, each on its own"
+        sections, figures = [], []
+        for name in fit.names:
+            group = fit.group(name)
+            chosen = _targets(group, targets)
+            sections += [(f"{fit.column} = {name}: {head}", body) for head, body in _sections(group, chosen, None)]
+            figures += [(f"{fit.column} = {name}: {caption}", _png(f)) for caption, f in _figures(group, chosen, None)]
         return _write(path, fmt, title, sections, figures)
     if hasattr(fit, "names"):  # a PooledFit (bayescale.pooled): its own sections
         if compare:

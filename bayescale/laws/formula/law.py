@@ -21,12 +21,15 @@ from bayescale.errors import FormulaError, PriorError, RunsError
 from bayescale.laws._base import Array, Law
 from bayescale.laws.formula.evaluate import evaluate
 from bayescale.laws.formula.parse import FUNCTIONS, Expr, parse
-from bayescale.laws.formula.structure import ROLES, Amplitude, analyse, uses_log_of
+from bayescale.laws.formula.structure import ROLES, Amplitude, analyse, clamp_floors, unclamp, uses_log_of
 from bayescale.priors import Prior, PriorLike, as_prior
 
 LINKS = ("log", "identity")
 #: Names a parameter may not take: they mean something else to the model.
 RESERVED = frozenset({"sigma", "nu", "loss", "log_loss"})
+#: A positive parameter whose bounds span this ratio or more is sampled as its log (uniform on the log
+#: scale within the bounds): a uniform prior over [1e-6, 1e4] puts 99.99% of its mass above 1.
+WIDE = 1e3
 
 
 class FormulaLaw(Law):
@@ -57,6 +60,15 @@ class FormulaLaw(Law):
         Inputs whose values may be zero or negative (their coordinate is the value, not its log).
     name, citation : str, optional
         For summaries and reports.
+
+    Notes
+    -----
+    How the model samples (what :meth:`describe` lists): a centred amplitude as the term's log value at
+    the reference point; a positive parameter bounded across three or more decades as its log,
+    uniform within the bounds; a parameter clamped as ``max(p, c)`` (``c > 0``) wherever it appears,
+    above ``c`` with the clamp removed -- below the floor every value gives the same law, a plateau
+    the chains cannot leave. Least-squares baselines (:func:`~bayescale.laws.formula.least_squares.baseline`)
+    use the formula as written (:attr:`tree`); the model uses :attr:`model_tree`.
     """
 
     exponents: tuple[str, ...] = ()
@@ -118,11 +130,17 @@ class FormulaLaw(Law):
         for key, (lo, hi) in self.bounds.items():
             if not lo < hi:
                 raise PriorError(f"the bounds of {key} are inverted or empty: [{lo:g}, {hi:g}]; give [low, high]")
-        self.structure = analyse(self.tree, set(self.inputs), found, set(self.inputs) - self.linear_inputs)
+        self.model_tree, self.limits = self._unclamped(found)
+        self.structure = analyse(self.model_tree, set(self.inputs), found, set(self.inputs) - self.linear_inputs)
         self.centred: dict[str, Amplitude] = {
             k: a for k, a in self.structure.amplitudes.items() if k not in self.user_priors
         }
         self.positive = {k: self._positive(k) for k in self.centred}
+        self.log_scaled = frozenset(
+            k for k, (lo, hi) in self.limits.items()
+            if k not in self.centred and k not in self.user_priors and lo > 0 and hi / lo >= WIDE
+            and f"log_{k}" not in found
+        )  # fmt: skip
         self.natural_params = tuple(found)
         self.params = tuple(self._sampled_name(n) for n in found)
         self.exponents = tuple(n for n in found if self.structure.roles[n] in ("decay", "exponent"))
@@ -174,12 +192,35 @@ class FormulaLaw(Law):
         return hash(self.key)
 
     # --- parameters ---------------------------------------------------------------------
+    def _unclamped(self, found: list[str]) -> tuple[Expr, dict[str, tuple[float, float]]]:
+        """The tree the model evaluates and each bounded parameter's limits: a parameter clamped as
+        ``max(p, c)`` at every use is sampled above ``c`` with the clamp removed (the same law, without
+        the flat plateau below the floor), where its bounds reach above ``c`` or it is a centred
+        amplitude (positive by default); otherwise the clamp stays."""
+        limits = dict(self.bounds)
+        floors = clamp_floors(self.tree, set(found) - set(self.user_priors))
+        floors = {k: c for k, c in floors.items() if k not in limits or limits[k][1] > c}
+        if not floors:
+            return self.tree, limits
+        tree = unclamp(self.tree, floors)
+        log_inputs = set(self.inputs) - self.linear_inputs
+        amplitudes = analyse(tree, set(self.inputs), found, log_inputs).amplitudes
+        kept = {k: c for k, c in floors.items() if k in limits or k in amplitudes}
+        if kept != floors:  # an unbounded clamped parameter that is no amplitude keeps its clamp
+            tree = unclamp(self.tree, kept)
+        for k, c in kept.items():
+            if k in limits:
+                limits[k] = (max(limits[k][0], c), limits[k][1])
+        return tree, limits
+
     def _positive(self, name: str) -> bool:
-        if name in self.bounds:
-            return self.bounds[name][0] >= 0
+        if name in self.limits:
+            return self.limits[name][0] >= 0
         return True
 
     def _sampled_name(self, name: str) -> str:
+        if name in self.log_scaled:
+            return f"log_{name}"
         if name not in self.centred:
             return name
         return f"log_{name}_ref" if self.positive[name] else f"{name}_ref"
@@ -211,8 +252,11 @@ class FormulaLaw(Law):
                     if self.positive[name]
                     else Prior("Normal", mu=0.0, sigma=2.0 * scale)
                 )
-            elif name in self.bounds:
-                lo, hi = self.bounds[name]
+            elif name in self.log_scaled:
+                lo, hi = self.limits[name]
+                out[sampled] = Prior("Uniform", lower=float(np.log(lo)), upper=float(np.log(hi)))
+            elif name in self.limits:
+                lo, hi = self.limits[name]
                 out[sampled] = Prior("Uniform", lower=lo, upper=hi)
             else:
                 out[sampled] = role_prior(self.structure.roles[name], scale)
@@ -225,6 +269,8 @@ class FormulaLaw(Law):
 
     def _natural(self, p: Mapping[str, Array], ref: Mapping[str, Any], xp: Any) -> dict[str, Array]:
         values = {n: p[self._sampled_name(n)] for n in self.natural_params if n not in self.centred}
+        for name in self.log_scaled:
+            values[name] = xp.exp(values[name])
         for name, amp in self.centred.items():
             shift = 0.0
             for x, exponent in amp.powers:
@@ -241,8 +287,12 @@ class FormulaLaw(Law):
         """
         if xp is np:
             with np.errstate(all="ignore"):
-                return evaluate(self.tree, self._natural(p, ref, xp), coords, set(self.inputs) - self.linear_inputs, xp)
-        return evaluate(self.tree, self._natural(p, ref, xp), coords, set(self.inputs) - self.linear_inputs, xp)
+                return evaluate(self.model_tree, self._natural(p, ref, xp), coords, self._log_inputs, xp)
+        return evaluate(self.model_tree, self._natural(p, ref, xp), coords, self._log_inputs, xp)
+
+    @property
+    def _log_inputs(self) -> set[str]:
+        return set(self.inputs) - self.linear_inputs
 
     def log_loss(self, p: Mapping[str, Array], logx: Mapping[str, Array], ref: Mapping[str, float], xp: Any) -> Array:
         """The likelihood's location: log of the formula (link ``log``) or the formula itself."""
@@ -286,7 +336,9 @@ class FormulaLaw(Law):
         parts = []
         for name in self.natural_params:
             role = self.structure.roles[name]
-            extra = f", sampled as {self._sampled_name(name)}" if name in self.centred else ""
+            extra = f", sampled as {self._sampled_name(name)}" if self._sampled_name(name) != name else ""
+            if name in self.limits and self.limits[name] != self.bounds.get(name):
+                extra += f", above its clamp's floor {self.limits[name][0]:g}"
             parts.append(f"{name} ({role}{extra})")
         lines.append(f"  parameters: {', '.join(parts)}")
         return "\n".join(lines)

@@ -113,8 +113,75 @@ def from_options(
     -------
     (FormulaLaw, Runs)
     """
+    from bayescale.laws.formula.runs import prepare
+
+    spec, df, origin = _resolve(source, law, law_file, target, cost, link, params, inputs, priors)
+    return prepare(df, **spec, k=k, origin=origin)
+
+
+def by_group(
+    source: str | Path,
+    column: str,
+    *,
+    law: str | None = None,
+    law_file: str | Path | None = None,
+    target: str | None = None,
+    cost: str | None = None,
+    link: str | None = None,
+    params: Sequence[str] | None = None,
+    inputs: Mapping[str, str] | None = None,
+    priors: Mapping[str, Any] | None = None,
+    k: float = 6.0,
+) -> dict[str, tuple[Any, Any]]:
+    """:func:`from_options` for each group of rows by ``column`` (``fit --law ... --group COLUMN``):
+    one law and runs per group, in order of first appearance. The whole table is checked first
+    (messages name its rows); every group gets the likelihood's scale the whole table gets.
+
+    Raises
+    ------
+    FormulaError, RunsError
+        A missing group column, a missing group value (row named), a formula naming the group column,
+        a group whose runs cannot fit the law (named).
+    """
+    from bayescale.errors import BayescaleError, RunsError
+    from bayescale.laws.formula.runs import prepare
+
+    spec, df, (where, offset) = _resolve(source, law, law_file, target, cost, link, params, inputs, priors)
+    if column not in df.columns:
+        raise RunsError(f"--group {column!r}: {where} has no such column; columns found: {', '.join(df.columns)}")
+    if column in parse(spec["formula"]).names():
+        raise FormulaError(f"the formula uses the group column {column!r}; a group column names the groups only")
+    labels = df[column]
+    if labels.isna().any():
+        i = int(labels.isna().to_numpy().argmax())
+        raise RunsError(f"{where}: group column {column!r}, row {i + offset} is empty; give every run its group")
+    labels = labels.astype(str).str.strip()
+    whole, _ = prepare(df, **spec, k=k, origin=(where, offset))
+    spec["link"] = whole.link
+    out = {}
+    for name in dict.fromkeys(labels):
+        rows = df[(labels == name).to_numpy()].reset_index(drop=True)
+        try:
+            out[name] = prepare(rows, **spec, k=k, origin=(f"{where} (group {name!r} of {column!r})", 1))
+        except BayescaleError as ex:
+            raise type(ex)(f"group {name!r}: {ex}") from None
+    return out
+
+
+def _resolve(
+    source: str | Path,
+    law: str | None,
+    law_file: str | Path | None,
+    target: str | None,
+    cost: str | None,
+    link: str | None,
+    params: Sequence[str] | None,
+    inputs: Mapping[str, str] | None,
+    priors: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], Any, tuple[str, int]]:
+    """``prepare``'s keyword arguments, the table (inputs renamed) and its origin for messages."""
     from bayescale.laws.formula.builtins import BUILTINS
-    from bayescale.laws.formula.runs import prepare, read
+    from bayescale.laws.formula.runs import read
 
     if law is not None and law_file is not None:
         raise FormulaError("give either --law or --law-file, not both")
@@ -138,18 +205,15 @@ def from_options(
     target_name = str(spec.get("target", "loss"))
     declared = spec.get("parameters")
     check_names(spec["formula"], list(df.columns), target_name, declared)
-    merged_priors = {**spec.get("priors", {}), **(priors or {})}
-    return prepare(
-        df,
-        spec["formula"],
-        target=target_name,
-        priors=merged_priors,
-        bounds=spec.get("bounds"),
-        parameters=declared,
-        link=spec.get("link"),
-        cost=spec.get("cost"),
-        name=spec.get("name"),
-        citation=str(spec.get("citation", "")),
-        k=k,
-        origin=(where, offset),
-    )
+    kwargs = {
+        "formula": spec["formula"],
+        "target": target_name,
+        "priors": {**spec.get("priors", {}), **(priors or {})},
+        "bounds": spec.get("bounds"),
+        "parameters": declared,
+        "link": spec.get("link"),
+        "cost": spec.get("cost"),
+        "name": spec.get("name"),
+        "citation": str(spec.get("citation", "")),
+    }
+    return kwargs, df, (where, offset)

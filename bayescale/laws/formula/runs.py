@@ -121,7 +121,7 @@ def prepare(
     table["loss"] = y
     if cost is not None:
         table[COST] = cost_values(df, cost, where, offset)
-    runs = Runs(table=table, k=float(k), source=where.strip("'"), columns={"loss": target},
+    runs = Runs(table=table, k=float(k), source=where.replace("'", ""), columns={"loss": target},
                 names=law.inputs, linear=frozenset(linear))  # fmt: skip
     law.check_runs(runs)
     return law, runs

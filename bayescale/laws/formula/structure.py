@@ -146,3 +146,48 @@ def uses_log_of(tree: Expr, inputs: set[str]) -> set[str]:
             if not (isinstance(e, Num) and float(e.value).is_integer()):
                 out.add(node.args[0].name)
     return out
+
+
+def clamp_floors(tree: Expr, params: set[str]) -> dict[str, float]:
+    """Parameters clamped from below at every use, ``max(p, c)`` with a number ``c > 0``: their floors.
+
+    Below its floor such a parameter gives one and the same law, a flat plateau that prior volume
+    fills and the chains cannot leave (ScaleBench's ``max(A, 1e-6) * N^(-alpha)``); :func:`unclamp`
+    rewrites the clamp away so the parameter is sampled above the floor instead.
+    """
+    floors: dict[str, float] = {}
+    clamped: dict[str, int] = {}
+    for node in tree.walk():
+        floor = _clamp(node, params)
+        if floor is not None:
+            name, c = floor
+            floors[name] = max(c, floors.get(name, c))
+            clamped[name] = clamped.get(name, 0) + 1
+    uses: dict[str, int] = {}
+    for node in tree.walk():
+        if isinstance(node, Var) and node.name in floors:
+            uses[node.name] = uses.get(node.name, 0) + 1
+    return {name: c for name, c in floors.items() if uses[name] == clamped[name]}
+
+
+def unclamp(tree: Expr, floors: dict[str, float]) -> Expr:
+    """``tree`` with every ``max(p, c)`` of a parameter in ``floors`` replaced by ``p``."""
+    found = _clamp(tree, set(floors))
+    if found is not None:
+        return Var(found[0])
+    if isinstance(tree, Op):
+        return Op(tree.op, tuple(unclamp(a, floors) for a in tree.args))
+    if isinstance(tree, Call):
+        return Call(tree.name, tuple(unclamp(a, floors) for a in tree.args))
+    return tree
+
+
+def _clamp(node: Expr, params: set[str]) -> tuple[str, float] | None:
+    if not (isinstance(node, Call) and node.name == "max"):
+        return None
+    a, b = node.args
+    if isinstance(b, Var) and isinstance(a, Num):
+        a, b = b, a
+    if isinstance(a, Var) and a.name in params and isinstance(b, Num) and b.value > 0:
+        return a.name, float(b.value)
+    return None
