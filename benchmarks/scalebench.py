@@ -107,6 +107,7 @@ def fit_law(
 
     rows = []
     warned, elpd, start = False, 0.0, time.perf_counter()
+    worst = {"rhat": 1.0, "ess": np.inf, "divergences": 0}  # the worst group's diagnostics
     for target, text in _formulas(law, task["targets"]).items():
         for group, train, test in _pieces(task, data):
             bounds = {k: v for k, v in law["bounds"].items() if k in _params(text, list(train.columns))}
@@ -116,6 +117,10 @@ def fit_law(
                 fit = bs.fit(runs, law=formula_law, seed=1, draws=draws, tune=tune, retry=retry,
                              discrepancy=default, calibrate=default)  # fmt: skip
             warned |= any(issubclass(w.category, DiagnosticsWarning) for w in caught)
+            d = fit.diagnostics
+            worst["rhat"] = max(worst["rhat"], d.max_rhat)
+            worst["ess"] = min(worst["ess"], d.min_ess_bulk, d.min_ess_tail)
+            worst["divergences"] += d.divergences
             if not default:
                 import arviz as az
 
@@ -147,6 +152,7 @@ def fit_law(
         "n": len(table),
         "interval_score": float(np.mean(interval_score(table["lower"], table["upper"], table["truth"]))),
         "warned": warned,
+        **worst,
         "elpd": elpd,
         "seconds": time.perf_counter() - start,
     }
@@ -175,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     keep = set(args.laws.split(",")) if args.laws else None
     results, chosen_rows = [], []
     print(f"{'task':17s} {'law':6s} {'params':>6s} {'R2 bayes':>8s} {'R2 LSQ':>8s} {'cover90':>8s} "
-          f"{'IS %':>7s} {'warned':>6s} {'elpd':>9s} {'time s':>7s}", flush=True)  # fmt: skip
+          f"{'IS %':>7s} {'warned':>6s} {'R-hat':>6s} {'ESS':>5s} {'div':>4s} {'elpd':>9s} {'time s':>7s}",
+          flush=True)  # fmt: skip
     for name in tasks:
         task = spec[name]
         fitted = {}
@@ -199,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{name:17s} {law['name']:6s} {n_params:6d} {out['r2']:8.3f} {out['r2_ls']:8.3f} "
                 f"{out['inside']:3d}/{out['n']:<4d} {out['interval_score']:7.2f} {out['warned']!s:>6s} "
-                f"{out['elpd']:9.1f} {out['seconds']:7.1f}",
+                f"{out['rhat']:6.3f} {out['ess']:5.0f} {out['divergences']:4d} {out['elpd']:9.1f} "
+                f"{out['seconds']:7.1f}",
                 flush=True,
             )
             results.append({"task": name, "law": law["name"], "params": n_params,
