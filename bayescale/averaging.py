@@ -75,16 +75,30 @@ class AveragedFit:
         return next(iter(self.fits.values())).reference_budget
 
     def predict(
-        self, N: object = None, D: object = None, C: object = None, interval: float = 0.9, *, U: object = None
+        self,
+        N: object = None,
+        D: object = None,
+        C: object = None,
+        interval: float = 0.9,
+        *,
+        U: object = None,
+        points: pd.DataFrame | Mapping[str, object] | None = None,
     ) -> pd.DataFrame:
-        """Model-averaged predictive loss of new runs; columns as :meth:`ScalingFit.predict`."""
-        streams, points = [], None
+        """Model-averaged predictive loss of new runs; columns as :meth:`ScalingFit.predict`.
+
+        ``points``: a table of the inputs, for fits of formula laws (each fit reads the columns its
+        law uses; the laws must model the target on one scale, log or identity).
+        """
+        links = {getattr(self.fits[name].law, "link", "log") for name in self._indices}
+        if len(links) > 1:
+            raise AveragingError("the fits model the target on different scales (log and identity): refit one link")
+        streams, shown = [], None
         for name in self._indices:
             f = self.fits[name]
-            pts, rng = f._points_and_rng(N, D, C, U)
-            points = pts if points is None else points
+            pts, rng = f._points_and_rng(N, D, C, U, points)
+            shown = pts if shown is None else shown | {k: v for k, v in pts.items() if k not in shown}
             streams.append(log_draws(f.law, f._sampled(), f.reference, pts, rng, f.discrepancy, f._scale_draws(pts)))
-        return draws_table(self._mix(streams), points, interval)
+        return draws_table(self._mix(streams), shown, interval, links.pop())
 
     def _mix(self, streams: list) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Chunk by chunk, each fit's share of its ``(log_law, log_new)`` draws (fits chunk points alike)."""

@@ -187,3 +187,31 @@ def test_a_formula_law_without_a_cost_fits_uncalibrated_and_says_so(mock_sampler
         warnings.simplefilter("ignore", DiagnosticsWarning)
         fit = bs.fit(runs, law=law, seed=1, draws=100, discrepancy=False, calibrate=True)
     assert "calibration" not in fit.tree.children and "--cost EXPR" in caplog.text
+
+
+def test_fits_of_two_formula_laws_average_at_points(mock_sampler):
+    """The stacked (or weighted) average of formula laws' fits predicts at a table of points; a weight of 1
+    gives that fit's own predictions; laws on different scales (log and identity) cannot be mixed."""
+    import bayescale as bs
+    from bayescale.averaging import AveragedFit, AveragingError
+    from bayescale.laws.formula import prepare
+
+    df = _grouped().drop(columns="grp")
+    fits = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)  # mocked draws are not a converged posterior
+        # no fractional power of 1 + k log(S): the mocked draws come from the prior, where that can be negative
+        streams = "E + A*(P/1e8)^(-alpha)*S^(-g)"
+        for name, text in (("streams", streams), ("plain", "E + A*(P/1e8)^(-alpha)")):
+            law, runs = prepare(df, text, name=name)
+            fits[name] = bs.fit(runs, law=law, seed=1, draws=100, discrepancy=False, calibrate=False)
+        law, runs = prepare(df, streams, name="identity", link="identity")
+        other = bs.fit(runs, law=law, seed=1, draws=100, discrepancy=False, calibrate=False)
+    points = pd.DataFrame({"P": [1e10, 3e10], "S": [2.0, 4.0]})
+    mixed = AveragedFit(fits, {"streams": 0.5, "plain": 0.5}).predict(points=points)
+    # structure only: the mock's prior draws make the numbers wild (NaN where a law is undefined)
+    assert list(mixed.columns) == list(fits["streams"].predict(points=points).columns) and len(mixed) == 2
+    alone = AveragedFit(fits, {"streams": 1.0, "plain": 0.0}).predict(points=points)
+    pd.testing.assert_frame_equal(alone, fits["streams"].predict(points=points))
+    with pytest.raises(AveragingError, match="different scales"):
+        AveragedFit({**fits, "identity": other}, {"streams": 0.5, "identity": 0.5}).predict(points=points)
