@@ -154,21 +154,11 @@ def _add_formula(p: argparse.ArgumentParser) -> None:
 
 
 def _uses_formula(args: argparse.Namespace) -> bool:
-    from bayescale.errors import LawError
-    from bayescale.laws import get_law
-    from bayescale.laws.formula.builtins import BUILTINS
-    from bayescale.laws.formula.lawfile import is_formula
+    from bayescale.sampling import is_formula_law
 
-    law = args.law
     if args.law_file is not None:
         return True
-    if law is None:
-        return False
-    try:
-        get_law(law)  # a built-in family's name ("data-constrained" holds a minus sign) is never a formula
-        return False
-    except LawError:
-        return is_formula(law) or law.strip().lower() in BUILTINS
+    return args.law is not None and is_formula_law(args.law)
 
 
 def _formula_law_and_runs(args: argparse.Namespace, priors: dict):

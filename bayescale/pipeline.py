@@ -28,7 +28,7 @@ from bayescale import calibration, sampling
 from bayescale.data import Runs
 from bayescale.diagnostics import Diagnostics, DiagnosticsWarning
 from bayescale.errors import BayescaleError, DiagnosticsError
-from bayescale.laws import Law, law_for
+from bayescale.laws import Law
 from bayescale.model import NOISE_PARAMS
 from bayescale.pooled import PooledFit
 from bayescale.priors import PriorLike
@@ -78,7 +78,11 @@ def fit(
         The runs (a path or DataFrame is read with :func:`bayescale.load_runs`).
     law : str or Law, optional
         ``chinchilla`` (default when N and D are known), ``kaplan``, ``power:C`` (default
-        when only compute is known), ``power:N``, ``power:D``.
+        when only compute is known), ``power:N``, ``power:D``; or a formula over the runs'
+        columns (``"E + A/N^alpha + B/D^beta"``) or a named formula law (``farseer``), modelling
+        the ``loss`` column -- for another target, a cost or bounds, pass a
+        :class:`~bayescale.laws.formula.FormulaLaw` with runs from
+        :func:`~bayescale.laws.formula.prepare`.
     priors : mapping, optional
         Overrides of the default priors by parameter name: :class:`bayescale.Prior`
         objects, dicts ``{"dist": ..., "kwargs": ...}``, strings ``"Normal(0.35, 0.1)"``
@@ -127,6 +131,11 @@ def fit(
     ScalingFit, or PooledFit with ``group``
     """
     if group is not None:
+        if isinstance(law, str) and sampling.is_formula_law(law):
+            raise BayescaleError(
+                "group= with a formula law: fit each group on its own with bayescale.separate_pipeline."
+                "fit_separate(bayescale.laws.formula.lawfile.by_group(runs, group, law=...), group)"
+            )
         if isinstance(runs, Runs):
             raise BayescaleError("group= needs the run table (DataFrame or file) with the group column, not Runs")
         from bayescale.pooled_pipeline import fit_pooled
@@ -139,8 +148,7 @@ def fit(
         check_diagnostics(result.diagnostics, strict)
         return result
     # the fit's own check, not every stage's: the calibration re-fit runs the stages again
-    runs = sampling._as_runs(runs)
-    law = law_for(runs, law)
+    runs, law = sampling.resolve(runs, law)
     sampling.warn_unused_unique_tokens(runs, law)
     result = _fit_stages(
         runs, law, priors, prior_set, draws, tune, chains, seed, sampler, target_accept, progress, discrepancy,

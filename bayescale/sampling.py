@@ -86,14 +86,40 @@ def warn_unused_unique_tokens(runs: Runs, law: Law) -> None:
         )
 
 
+def is_formula_law(text: str) -> bool:
+    """Whether a law's name is a formula or a named formula law (not a built-in family's name)."""
+    from bayescale.errors import LawError
+    from bayescale.laws import get_law
+    from bayescale.laws.formula.builtins import BUILTINS
+    from bayescale.laws.formula.lawfile import is_formula
+
+    try:
+        get_law(text)  # "data-constrained" holds a minus sign and is no formula
+        return False
+    except LawError:
+        return is_formula(text) or text.strip().lower() in BUILTINS
+
+
+def resolve(runs: Runs | pd.DataFrame | str | Path, law: str | Law | None) -> tuple[Runs, Law]:
+    """The runs and the law a fit is asked for: a formula (or a named formula law) reads the runs'
+    columns as its inputs and models ``loss``; any other name is a built-in family (default by the runs)."""
+    if isinstance(law, str) and is_formula_law(law):  # "E + A/N^alpha" or a named formula law ("farseer")
+        from bayescale.laws.formula.lawfile import from_options
+
+        source = runs.table if isinstance(runs, Runs) else runs
+        formula_law, formula_runs = from_options(source, law=law, k=runs.k if isinstance(runs, Runs) else 6.0)
+        return formula_runs, formula_law
+    runs = _as_runs(runs)
+    return runs, law_for(runs, law)
+
+
 def prepare(
     runs: Runs | pd.DataFrame | str | Path,
     law: str | Law | None,
     priors: Mapping[str, PriorLike] | None,
     prior_set: str = "auto",
 ):
-    runs = _as_runs(runs)
-    law = law_for(runs, law)
+    runs, law = resolve(runs, law)
     resolved = resolve_priors(law, runs, priors, prior_set)
     check_identifiable(law, runs, resolved)
     return runs, law, resolved

@@ -215,3 +215,18 @@ def test_fits_of_two_formula_laws_average_at_points(mock_sampler):
     pd.testing.assert_frame_equal(alone, fits["streams"].predict(points=points))
     with pytest.raises(AveragingError, match="different scales"):
         AveragedFit({**fits, "identity": other}, {"streams": 0.5, "identity": 0.5}).predict(points=points)
+
+
+def test_the_python_api_takes_a_formula_as_the_law(mock_sampler):
+    """bs.fit(table, law="E + A*P^(-alpha)"): a formula (or a named formula law) works from Python as from the
+    command line; a built-in family's name with a minus sign is still that family."""
+    import bayescale as bs
+    from bayescale.laws.formula import FormulaLaw
+    from bayescale.sampling import is_formula_law
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)  # mocked draws are not a converged posterior
+        fit = bs.fit(_grouped().drop(columns="grp"), law="E + A*(P/1e8)^(-alpha)", draws=100, seed=1,
+                     discrepancy=False, calibrate=False)  # fmt: skip
+    assert isinstance(fit.law, FormulaLaw) and fit.law.inputs == ("P",)
+    assert is_formula_law("farseer") and not is_formula_law("data-constrained") and not is_formula_law("kaplan")
