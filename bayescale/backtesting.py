@@ -112,13 +112,12 @@ def backtest(
     -------
     BacktestResult
     """
-    from bayescale.laws import default_law, get_law
     from bayescale.model import MIN_RUNS
     from bayescale.pipeline import fit
-    from bayescale.sampling import _as_runs
+    from bayescale.sampling import resolve
 
-    runs = _as_runs(runs)
-    law_obj = default_law(runs) if law is None else get_law(law)
+    runs, law_obj = resolve(runs, law)
+    formula = hasattr(law_obj, "tree")  # a formula law: predictions at a table of its inputs
     min_runs = MIN_RUNS
     splits = holdout_masks(runs, holdout)
     metric_rows, prediction_parts = [], []
@@ -133,8 +132,11 @@ def backtest(
         log.info(
             "backtest split %d/%d (%s): fitting on %d runs, predicting %d", i, len(splits), name, len(train), len(test)
         )
-        result = fit(train, law=law_obj.name, priors=priors, **fit_kwargs)
-        inputs = {x: test.values(x) for x in (*INPUTS, *EXTRA_INPUTS) if test.has(x)}
+        result = fit(train, law=law_obj, priors=priors, **fit_kwargs)
+        if formula:
+            inputs = {"points": {x: test.values(x) for x in law_obj.inputs}}
+        else:
+            inputs = {x: test.values(x) for x in (*INPUTS, *EXTRA_INPUTS) if test.has(x)}
         part = pd.DataFrame({"split": name, **{x: test.values(x) for x in test.inputs}, "loss": test.loss})
         for level in levels:
             pred = result.predict(**inputs, interval=level)

@@ -314,9 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="top-compute:0.2",
         help="top-compute:F, largest-N:K, a condition such as C>=1e21, or rolling (default top-compute:0.2)",
     )
-    p.add_argument("--law", default=None, help="as for fit")
+    p.add_argument("--law", default=None, help="as for fit (a built-in law, a formula or a named formula law)")
     p.add_argument("--prior", action="append", default=[], metavar="NAME=DIST", help="as for fit")
     p.add_argument("--format", choices=FORMATS, default="table")
+    p.set_defaults(group=None)
+    _add_formula(p)
     _add_columns(p)
     _add_sampling(p)
 
@@ -771,8 +773,14 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from bayescale.priors import parse_assignment
 
     priors = dict(parse_assignment(spec) for spec in args.prior)
-    runs = load_runs(args.runs, **_columns(args))
-    result = backtest(runs, holdout=args.holdout, law=args.law, priors=priors, **_sampling_options(args))
+    if _uses_formula(args):
+        law, runs = _formula_law_and_runs(args, priors)
+        priors = {}  # the law holds them
+    elif any(v is not None for v in (args.target, args.cost, args.link, args.params)) or args.input:
+        raise BayescaleError("--target, --cost, --link, --params and --input are for formula laws (--law FORMULA)")
+    else:
+        law, runs = args.law, load_runs(args.runs, **_columns(args))
+    result = backtest(runs, holdout=args.holdout, law=law, priors=priors, **_sampling_options(args))
     hist = result.pit_histogram
     if args.format == "json":
         payload = {"metrics": json.loads(render(result.metrics, "json")), "pit_histogram": hist.tolist()}

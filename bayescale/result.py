@@ -554,6 +554,14 @@ def load(path: str | Path, groups: Iterable[str] | None = None) -> ScalingFit:
     Raises
     ------
     FitFileError
-        If the file is missing, corrupt or not a bayescale fit.
+        If the file is missing, corrupt, not a bayescale fit, or a fit of several groups or tasks
+        (:func:`bayescale.loading.load` reads those).
     """
-    return ScalingFit(storage.read_tree(path, groups))
+    tree = storage.read_tree(path, groups)
+    for marker, what in ((storage.POOLED, "groups"), (storage.TASK, "tasks")):
+        if marker in tree.attrs:
+            raise FitFileError(
+                f"'{path}' is a fit of several {what} ({tree.attrs[marker]}); this needs a single fit "
+                "(fit one group's or task's runs on their own)"
+            )
+    return ScalingFit(tree)

@@ -230,3 +230,22 @@ def test_the_python_api_takes_a_formula_as_the_law(mock_sampler):
                      discrepancy=False, calibrate=False)  # fmt: skip
     assert isinstance(fit.law, FormulaLaw) and fit.law.inputs == ("P",)
     assert is_formula_law("farseer") and not is_formula_law("data-constrained") and not is_formula_law("kaplan")
+
+
+def test_a_formula_law_backtests_by_its_cost(mock_sampler, tmp_path, capsys):
+    """backtest --law FORMULA --cost EXPR: the costliest runs held out, predicted at their own inputs."""
+    from bayescale.backtesting import backtest
+    from bayescale.laws.formula import prepare
+
+    df = _grouped().drop(columns="grp")
+    law, runs = prepare(df, "E + A*(P/1e8)^(-alpha)*S^(-g)", cost="P*S")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)  # mocked draws are not a converged posterior
+        result = backtest(runs, law=law, draws=100, seed=1, discrepancy=False, calibrate=False)
+    held = result.predictions
+    cost = df["P"] * df["S"]
+    assert len(held) == 4 and set(held["P"] * held["S"]) == set(cost.nlargest(4))
+    assert {"P", "S", "loss", "median", "pit"} <= set(held.columns)
+    df.to_csv(tmp_path / "runs.csv", index=False)
+    assert main(["backtest", str(tmp_path / "runs.csv"), "--target", "loss"]) == 2
+    assert "for formula laws" in capsys.readouterr().err
