@@ -193,8 +193,9 @@ def lfo_pointwise(
     return logsumexp(logp, axis=0) - np.log(logp.shape[0]), held
 
 
-def _stacking_lfo(pointwise: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """Stacking weights on the leave-future-out pointwise scores (ArviZ's optimiser)."""
+def stacking_weights(pointwise: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Stacking weights (ArviZ's optimiser) on pointwise out-of-sample scores: each law's log predictive
+    density of the same held-out points (leave-future-out here; PSIS-LOO's ``elpd_i`` alike)."""
     import arviz as az
     import xarray as xr
     from arviz_stats.utils import ELPDDataLFO
@@ -357,7 +358,7 @@ def compare(
         for name, f in fits.items():
             pointwise[name], _ = lfo_pointwise(f, holdout_top, n_free_params(f.priors) + 1, sub_kwargs)
         best = max(pointwise, key=lambda n: pointwise[n].sum())
-        lfo_weights = _stacking_lfo(pointwise)
+        lfo_weights = stacking_weights(pointwise)
     for row in rows:
         e = pointwise.get(row["law"])
         if e is None:

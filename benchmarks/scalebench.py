@@ -17,12 +17,13 @@ share parameters are skipped, said on the line):
 - least squares: the benchmark's baseline -- the formula's parameters within its bounds, 64 uniform
   starts (scipy trust-region reflective) -- and its test R^2.
 
-Then per task the answer a user who does not see the test rows would get: the law with the highest LOO
-elpd among those whose fits did not warn (any law if all warned), re-fitted with the defaults
-(discrepancy where the law has one or two positive inputs, band calibration by the task's cost), its R^2
-and coverage against the paper's best figure at any budget. A POOLED line: coverage of the chosen
-answers over all test rows, tasks at or above the paper's best, laws where bayescale's R^2 >= least
-squares'.
+Then per task the answer a user who does not see the test rows would get: the stacking average
+(Yao et al. 2018; weights on the laws' PSIS-LOO pointwise elpd, laws under 5% dropped) of the task's laws,
+each re-fitted with the defaults (discrepancy where the law has one or two positive inputs, band
+calibration by the task's cost) and mixed by :class:`bayescale.averaging.AveragedFit`; its R^2 and
+coverage against the paper's best figure at any budget, and beside it the law of highest LOO elpd
+alone. A POOLED line: coverage of the chosen answers over all test rows, tasks at or above the paper's
+best, laws where bayescale's R^2 >= least squares'.
 """
 
 from __future__ import annotations
@@ -97,9 +98,18 @@ def _shared(formulas: dict[str, str], columns: list[str]) -> set[str]:
 
 
 def fit_law(
-    task: dict, law: dict, data: Path, draws: int, default: bool = False, tune: int = 1000, retry: bool = True
+    task: dict,
+    law: dict,
+    data: Path,
+    draws: int,
+    default: bool = False,
+    tune: int = 1000,
+    retry: bool = True,
+    keep: bool = False,
 ) -> dict:
-    """One law on one task: bayescale and least squares, every group and output; predictions and scores."""
+    """One law on one task: bayescale and least squares, every group and output; predictions and scores.
+
+    ``keep``: also return the fits (``fits``: (target, group, fit, test rows) per group and output)."""
     import bayescale as bs
     from bayescale.diagnostics import DiagnosticsWarning
     from bayescale.laws.formula import prepare
@@ -108,6 +118,7 @@ def fit_law(
     rows = []
     warned, elpd, start = False, 0.0, time.perf_counter()
     worst = {"rhat": 1.0, "ess": np.inf, "divergences": 0}  # the worst group's diagnostics
+    pointwise, kept = [], []
     for target, text in _formulas(law, task["targets"]).items():
         for group, train, test in _pieces(task, data):
             bounds = {k: v for k, v in law["bounds"].items() if k in _params(text, list(train.columns))}
@@ -124,7 +135,11 @@ def fit_law(
             if not default:
                 import arviz as az
 
-                elpd += float(az.loo(fit.tree, var_name="log_loss").elpd)
+                loo = az.loo(fit.tree, var_name="log_loss", pointwise=True)
+                elpd += float(loo.elpd)
+                pointwise.append(np.asarray(loo.elpd_i).ravel())
+            if keep:
+                kept.append((target, group, fit, test))
             pred = fit.predict(points=test)
             ls = baseline(formula_law, runs, bounds, starts=64, seed=0)
             ls_pred = predict_natural(formula_law, ls.params, {x: test[x].to_numpy(float) for x in formula_law.inputs})
@@ -154,7 +169,52 @@ def fit_law(
         "warned": warned,
         **worst,
         "elpd": elpd,
+        "elpd_i": np.concatenate(pointwise) if pointwise else np.empty(0),
+        "fits": kept,
         "seconds": time.perf_counter() - start,
+    }
+
+
+def _scores(out: dict) -> dict:
+    """A result's scalar figures (no tables, fits or pointwise arrays)."""
+    return {k: v for k, v in out.items() if k not in ("table", "fits", "elpd_i")}
+
+
+def stacking(fitted: dict[str, dict], floor: float = 0.05) -> dict[str, float]:
+    """Stacking weights of the task's laws on their PSIS-LOO pointwise elpd (the same training rows for
+    every law); weights below ``floor`` dropped and the rest renormalised (fewer default re-fits)."""
+    from bayescale.comparison import stacking_weights
+
+    usable = {k: v["elpd_i"] for k, v in fitted.items() if np.isfinite(v["elpd_i"]).all() and v["elpd_i"].size}
+    weights = stacking_weights(usable)
+    kept = {k: w for k, w in weights.items() if w >= floor} or {max(weights, key=weights.get): 1.0}
+    total = sum(kept.values())
+    return {k: w / total for k, w in sorted(kept.items(), key=lambda kv: -kv[1])}
+
+
+def stacked(refits: dict[str, dict], weights: dict[str, float]) -> dict:
+    """The weighted average of the laws' default fits (:class:`bayescale.averaging.AveragedFit`), per group
+    and output, scored on the test rows as :func:`fit_law` scores one law."""
+    from bayescale.averaging import AveragedFit
+
+    rows = []
+    first = next(iter(refits.values()))["fits"]
+    for i, (target, group, _, test) in enumerate(first):
+        fits = {k: refits[k]["fits"][i][2] for k in weights}
+        pred = AveragedFit(fits, weights).predict(points=test)
+        rows.append(pd.DataFrame({"target": target, "group": group, "truth": test[target].to_numpy(float),
+                                  "median": pred["median"].to_numpy(), "lower": pred["lower"].to_numpy(),
+                                  "upper": pred["upper"].to_numpy()}))  # fmt: skip
+    table = pd.concat(rows, ignore_index=True)
+    inside = (table["lower"] <= table["truth"]) & (table["truth"] <= table["upper"])
+    return {
+        "r2": r2(table["truth"], table["median"]),
+        "coverage": float(inside.mean()),
+        "inside": int(inside.sum()),
+        "n": len(table),
+        "interval_score": float(np.mean(interval_score(table["lower"], table["upper"], table["truth"]))),
+        "warned": any(refits[k]["warned"] for k in weights),
+        "seconds": sum(refits[k]["seconds"] for k in weights),
     }
 
 
@@ -210,27 +270,38 @@ def main(argv: list[str] | None = None) -> int:
                 f"{out['seconds']:7.1f}",
                 flush=True,
             )
-            results.append({"task": name, "law": law["name"], "params": n_params,
-                            **{k: v for k, v in out.items() if k != "table"}})  # fmt: skip
+            results.append({"task": name, "law": law["name"], "params": n_params, **_scores(out)})
         if not fitted or args.skip_chosen:
             continue
-        clean = {k: v for k, v in fitted.items() if not v["warned"]} or fitted
-        best = max(clean, key=lambda k: clean[k]["elpd"])
-        law = next(law for law in task["laws"] if law["name"] == best)
-        out = fit_law(task, law, args.data, 1000, default=True)
-        chosen_rows.append({"task": name, "law": best, **{k: v for k, v in out.items() if k != "table"}})
+        weights = stacking(fitted)
+        refits = {}
+        for best in weights:
+            law = next(law for law in task["laws"] if law["name"] == best)
+            refits[best] = fit_law(task, law, args.data, 1000, default=True, keep=True)
+        out = stacked(refits, weights)
+        label = " + ".join(f"{w:.2f} {k}" for k, w in weights.items())
+        chosen_rows.append({"task": name, "law": label, **_scores(out)})
         print(
-            f"{name:17s} CHOSEN {best} (highest LOO elpd{'' if clean is not fitted else ', all warned'}), default fit: "
-            f"R2 {out['r2']:.3f} (paper's best {PAPER_BEST[name]:.2f}), {out['inside']}/{out['n']} inside 90% bands, "
-            f"IS {out['interval_score']:.2f}%, warned {out['warned']}",
+            f"{name:17s} CHOSEN stacking of LOO ({label}), default fits: R2 {out['r2']:.3f} (paper's best "
+            f"{PAPER_BEST[name]:.2f}), {out['inside']}/{out['n']} inside 90% bands, IS {out['interval_score']:.2f}%, "
+            f"warned {out['warned']}",
             flush=True,
         )
+        top = max(weights, key=weights.get)
+        best_loo = max(fitted, key=lambda k: fitted[k]["elpd"])
+        if best_loo in refits:  # the single law of highest LOO elpd, for comparison
+            one = refits[best_loo]
+            print(f"{name:17s} (the law of highest LOO elpd alone, {best_loo}: R2 {one['r2']:.3f}, "
+                  f"{one['inside']}/{one['n']} inside; heaviest weight {top})", flush=True)  # fmt: skip
     ok = [r for r in results if "r2" in r]
     if ok:
+        strict = sum(r["r2"] >= r["r2_ls"] for r in ok)
         better = sum(r["r2"] >= r["r2_ls"] - 1e-3 for r in ok)
         warned = sum(r["warned"] for r in ok)
-        print(f"POOLED laws: bayescale R2 >= least squares' (within 0.001) on {better}/{len(ok)}; "
-              f"fits that warned {warned}/{len(ok)}; failed {len(results) - len(ok)}")  # fmt: skip
+        small = [r for r in ok if r["params"] <= 10]
+        print(f"POOLED laws: bayescale R2 >= least squares' on {strict}/{len(ok)} ({better} within 0.001); "
+              f"fits that warned {warned}/{len(ok)} ({sum(r['warned'] for r in small)}/{len(small)} of laws with "
+              f"<= 10 parameters); failed {len(results) - len(ok)}")  # fmt: skip
     if chosen_rows:
         inside = sum(r["inside"] for r in chosen_rows)
         n = sum(r["n"] for r in chosen_rows)

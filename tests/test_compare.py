@@ -12,7 +12,7 @@ import pytest
 import bayescale as bs
 from bayescale.averaging import AveragingError, _mixture_indices
 from bayescale.cli import main
-from bayescale.comparison import COLUMNS, ComparisonError, ComparisonWarning, _stacking_lfo
+from bayescale.comparison import COLUMNS, ComparisonError, ComparisonWarning, stacking_weights
 from bayescale.diagnostics import DiagnosticsWarning
 from bayescale.splits import holdout_top_compute
 
@@ -81,9 +81,9 @@ def test_a_holdout_that_leaves_too_few_runs_is_refused(demo_runs):
 def test_stacking_on_lfo_scores_prefers_the_law_that_predicts_every_run_better():
     rng = np.random.default_rng(0)
     good = rng.normal(1.0, 0.1, 10)
-    w = _stacking_lfo({"a": good, "b": good - 3.0})
+    w = stacking_weights({"a": good, "b": good - 3.0})
     assert w["a"] > 0.99
-    w = _stacking_lfo({"a": good, "b": good.copy()})
+    w = stacking_weights({"a": good, "b": good.copy()})
     assert w["a"] == pytest.approx(0.5, abs=0.01)
 
 
