@@ -258,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("fit", help="a fit file written by bayescale fit")
     _add_group_value(p)
     p.add_argument("--interval", type=_interval, default=0.9, help="interval probability (default 0.9)")
+    p.add_argument(
+        "--runs",
+        action="store_true",
+        help="instead: the runs that look off (outside their leave-one-out band at --interval, down-weighted by "
+        "the robust pass, or influential), most off first, with the reason",
+    )
+    p.add_argument("--all-runs", action="store_true", help="with --runs: every run, the reason empty where none")
     p.add_argument("--format", choices=FORMATS, default="table")
 
     p = sub.add_parser("predict", help="predicted loss of new runs with bands")
@@ -641,7 +648,20 @@ def _answer(result, args: argparse.Namespace, ask):
 def _cmd_summary(args: argparse.Namespace) -> int:
     from bayescale.loading import load
 
-    table = _answer(load(args.fit), args, lambda f: f.summary(interval=args.interval))
+    result = load(args.fit)
+    if args.all_runs and not args.runs:
+        raise BayescaleError("--all-runs goes with --runs (the runs that look off)")
+    if args.runs:
+        from bayescale.run_checks import suspect_runs
+        from bayescale.task_fit import TaskFit
+
+        if isinstance(result, TaskFit):
+            raise BayescaleError(f"'{args.fit}' is a task fit; --runs checks the runs of a fit of the loss")
+        table = _answer(result, args, lambda f: suspect_runs(f, level=args.interval, every=args.all_runs))
+        if len(table) == 0:
+            log.info("no run looks off: every run is inside its leave-one-out %.0f%% band", 100 * args.interval)
+    else:
+        table = _answer(result, args, lambda f: f.summary(interval=args.interval))
     sys.stdout.write(render(table, args.format))
     return 0
 

@@ -465,18 +465,22 @@ def plot_backtest(result: BacktestResult, level: float = 0.9) -> Figure:
 
 
 def plot_residuals(fit: ScalingFit) -> Figure:
-    """Residuals of log loss (run minus the law's posterior median) against fitted loss and compute.
+    """Residuals of log loss (run minus the law's posterior median) against fitted loss and compute; the runs
+    that look off (:func:`bayescale.run_checks.suspect_runs`) ringed, the five most off numbered.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
+    from bayescale.run_checks import suspect_runs
+
     runs = fit.runs
     pts = {x: runs.values(x) for x in runs.inputs}
     fitted = fit.predict(**pts)
     med = fitted["expected_median"].to_numpy()
     law_only = np.median(law_log_loss(fit.law, fit._sampled(), fit.reference, pts), axis=0)
     resid = np.log(runs.loss) - law_only
+    off = suspect_runs(fit)["run"].to_numpy() - 1
     fig, axes = _figure(1, 2, size=(5.2, 4.0))
     for ax, xv, label, logx in (
         (axes[0, 0], np.exp(law_only), "fitted loss, law alone (nats/token)", False),
@@ -484,6 +488,11 @@ def plot_residuals(fit: ScalingFit) -> Figure:
     ):
         ax.scatter(xv, 100 * resid, s=12, color=_BAND, label="run - law")
         ax.scatter(xv, 100 * (np.log(med) - law_only), s=6, color=_TARGET, marker="x", label="discrepancy (median)")
+        if off.size:
+            ax.scatter(xv[off], 100 * resid[off], s=70, facecolors="none", edgecolors=_TARGET, lw=1.2,
+                       label=f"looks off ({off.size}: summary --runs)")  # fmt: skip
+            for i in off[:5]:  # the five most off, by their run number
+                ax.annotate(str(i + 1), (xv[i], 100 * resid[i]), fontsize=7, xytext=(4, 4), textcoords="offset points")
         ax.axhline(0, color="#888", lw=1)
         if logx:
             ax.set_xscale("log")
@@ -513,6 +522,9 @@ def plot_inputs(fit: ScalingFit, interval: float = 0.9) -> Figure:
     y = runs.loss
     log_scale = getattr(law, "link", "log") == "log"
     resid = np.log(y) - np.log(p["expected_median"]) if log_scale else y - p["expected_median"]
+    from bayescale.run_checks import suspect_runs
+
+    off = suspect_runs(fit)["run"].to_numpy() - 1
     fig, axes = _figure(2, len(inputs), size=(4.2, 3.4))
     for j, x in enumerate(inputs):
         xv = pts[x]
@@ -523,7 +535,12 @@ def plot_inputs(fit: ScalingFit, interval: float = 0.9) -> Figure:
         ax.scatter(xv, y, s=12, color=_RUNS, zorder=3, label=f"runs ({len(runs)})")
         ax.set_ylabel(law.target)
         ax = axes[1, j]
-        ax.scatter(xv, 100 * resid if log_scale else resid, s=12, color=_BAND)
+        shown = np.asarray(100 * resid if log_scale else resid)
+        ax.scatter(xv, shown, s=12, color=_BAND)
+        if off.size:
+            ax.scatter(xv[off], shown[off], s=70, facecolors="none", edgecolors=_TARGET, lw=1.2,
+                       label=f"looks off ({off.size}: summary --runs)")  # fmt: skip
+            ax.legend(fontsize=7, loc="best")
         ax.axhline(0, color="#888", lw=1)
         ax.set_ylabel("residual (% of target, log scale)" if log_scale else "residual (target units)")
         for ax in axes[:, j]:

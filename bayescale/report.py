@@ -66,6 +66,21 @@ def _verdicts(fit: ScalingFit) -> list[tuple[bool, str]]:
     return out
 
 
+def _suspects(fit: ScalingFit) -> list:
+    """The runs outside their leave-one-out 90% band, down-weighted or influential (:mod:`bayescale.run_checks`)."""
+    from bayescale.run_checks import suspect_runs
+
+    table = suspect_runs(fit, level=0.9)
+    chance = 0.1 * len(fit.runs)
+    text = (
+        f"{len(table)} of {len(fit.runs)} runs listed: outside the 90% band the other runs predict for them "
+        f"(leave-one-out; about {chance:.1f} fall outside by chance alone), down-weighted by the robust pass, or "
+        "influential (Pareto k above 0.7). The most off first; they are marked on the residual plot."
+    )
+    columns = ["run", *fit.law.inputs, "loss", "law_median", "residual", "loo_pit", "reason"]
+    return [text, table[columns]] if len(table) else [text]
+
+
 def _targets(fit: ScalingFit, targets: Sequence[tuple[float, float]] | None) -> list[tuple[float, float]]:
     if targets:
         for N, D in targets:
@@ -212,6 +227,7 @@ def _sections(fit: ScalingFit, targets: list[tuple[float, float]], comparison: o
             [f"{len(runs)} runs from <code>{html.escape(str(attrs.get('source', 'a table')))}</code>.", data],
         ),
         ("Diagnostics", [("verdicts", _verdicts(fit))]),
+        ("Runs that look off", _suspects(fit)),
         (
             "Parameters",
             [
