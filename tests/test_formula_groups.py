@@ -249,3 +249,24 @@ def test_a_formula_law_backtests_by_its_cost(mock_sampler, tmp_path, capsys):
     df.to_csv(tmp_path / "runs.csv", index=False)
     assert main(["backtest", str(tmp_path / "runs.csv"), "--target", "loss"]) == 2
     assert "for formula laws" in capsys.readouterr().err
+
+
+def test_default_priors_are_widened_until_their_prior_predictive_covers_the_targets(caplog):
+    """loss = 10 log N (about 200): a coefficient's default Normal(0, 2) reaches about +-100 there, so the
+    prior predictive misses every run; the default widens until it covers them, and says so. A law the
+    priors cover keeps them as they are."""
+    import logging
+
+    from bayescale.laws.formula import prepare
+
+    N = np.geomspace(1e7, 1e10, 12)
+    law, runs = prepare(pd.DataFrame({"N": N, "loss": 10 * np.log(N)}), "c * log(N)")
+    narrow = law._role_priors(float(np.sqrt(np.mean(runs.loss**2))), 1.0)
+    assert law.prior_misses(runs, narrow) == len(runs)
+    with caplog.at_level(logging.INFO, logger="bayescale"):
+        priors = law.default_priors(runs)
+    assert priors["c"].kwargs["sigma"] > 2.0 and law.prior_misses(runs, priors) == 0
+    assert "missed 12 of 12 runs' targets" in caplog.text and "widened" in caplog.text
+    law, runs = prepare(pd.DataFrame({"N": N, "loss": 1.7 + 400 / N**0.3}), "E + A/N^alpha")
+    assert law.prior_misses(runs, law.default_priors(runs)) == 0
+    assert law.default_priors(runs) == law._role_priors(float(np.sqrt(np.mean(runs.loss**2))), 1.0)

@@ -11,6 +11,7 @@ built-in families are, so fitting, summaries, predictions, comparison and the ca
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,6 +24,8 @@ from bayescale.laws.formula.evaluate import evaluate
 from bayescale.laws.formula.parse import FUNCTIONS, Expr, parse
 from bayescale.laws.formula.structure import ROLES, Amplitude, analyse, clamp_floors, unclamp, uses_log_of
 from bayescale.priors import Prior, PriorLike, as_prior
+
+log = logging.getLogger("bayescale")
 
 LINKS = ("log", "identity")
 #: Names a parameter may not take: they mean something else to the model.
@@ -238,9 +241,56 @@ class FormulaLaw(Law):
             raise RunsError(f"every run has the same {', '.join(self.inputs)}: the law needs runs that differ")
 
     def default_priors(self, runs: Runs) -> dict[str, Prior]:
-        """Priors by role, scaled to the target's values; the user's priors and bounds first."""
+        """Priors by role, scaled to the target's values; the user's priors and bounds first.
+
+        Checked by their prior predictive: where the law's values under the priors (1,000 draws) miss
+        some run's target -- outside their central 99% -- the widths of the default priors of offsets,
+        amplitudes and coefficients are doubled, up to three times (said in the fit's log).
+        """
+        scale = float(np.sqrt(np.mean(runs.loss**2)))
+        priors = self._role_priors(scale, 1.0)
+        first = best = self.prior_misses(runs, priors)
+        widen, chosen = 1.0, 1.0
+        while best and widen < 8:
+            widen *= 2
+            wider = self._role_priors(scale, widen)
+            missed = self.prior_misses(runs, wider)
+            if missed < best:  # wider only where it covers more runs
+                priors, best, chosen = wider, missed, widen
+        if first:
+            log.info(
+                "formula law %s: the default priors' predictive missed %d of %d runs' targets (outside its 99%%); "
+                "%s", self.name, first, len(runs),
+                f"their offsets, amplitudes and coefficients widened {chosen:g}x (misses now {best})" if chosen > 1
+                else "widening them did not help: give priors or bounds (--prior, a law file)",
+            )  # fmt: skip
+        return priors
+
+    def prior_misses(self, runs: Runs, priors: Mapping[str, Prior], draws: int = 1000, seed: int = 0) -> int:
+        """How many runs' targets fall outside the central 99% of the law's values under ``priors``."""
+        from bayescale.priors import to_scipy
+
+        rng = np.random.default_rng(seed)
+        p = {}
+        for name, prior in priors.items():
+            if name not in self.params:
+                continue
+            if prior.is_fixed:
+                p[name] = np.full((draws, 1), float(prior.kwargs["value"]))
+            else:
+                p[name] = np.asarray(to_scipy(prior).rvs(size=draws, random_state=rng), dtype=float)[:, None]
+        coords = {x: runs.log(x)[None, :] for x in self.inputs}
+        with np.errstate(all="ignore"):
+            values = np.broadcast_to(self.value(p, coords, self.reference(runs), np), (draws, len(runs)))
+            values = np.where(np.isfinite(values), values, np.nan)
+            if np.isnan(values).all(axis=0).any():
+                return int(np.isnan(values).all(axis=0).sum())
+            lo, hi = np.nanquantile(values, [0.005, 0.995], axis=0)
         y = runs.loss
-        scale = float(np.sqrt(np.mean(y**2)))
+        return int(np.sum((y < lo) | (y > hi)))
+
+    def _role_priors(self, scale: float, widen: float) -> dict[str, Prior]:
+        """The priors of :meth:`default_priors`, the role priors' widths times ``widen``."""
         out: dict[str, Prior] = {}
         for name in self.natural_params:
             sampled = self._sampled_name(name)
@@ -248,9 +298,9 @@ class FormulaLaw(Law):
                 out[sampled] = self.user_priors[name]
             elif name in self.centred:
                 out[sampled] = (
-                    Prior("Normal", mu=float(np.log(0.4 * scale)), sigma=1.5)
+                    Prior("Normal", mu=float(np.log(0.4 * scale)), sigma=1.5 * widen)
                     if self.positive[name]
-                    else Prior("Normal", mu=0.0, sigma=2.0 * scale)
+                    else Prior("Normal", mu=0.0, sigma=2.0 * scale * widen)
                 )
             elif name in self.log_scaled:
                 lo, hi = self.limits[name]
@@ -259,7 +309,8 @@ class FormulaLaw(Law):
                 lo, hi = self.limits[name]
                 out[sampled] = Prior("Uniform", lower=lo, upper=hi)
             else:
-                out[sampled] = role_prior(self.structure.roles[name], scale)
+                role = self.structure.roles[name]
+                out[sampled] = role_prior(role, scale, widen if role in ("offset", "coefficient") else 1.0)
         return out
 
     # --- values ---------------------------------------------------------------------------
@@ -344,16 +395,17 @@ class FormulaLaw(Law):
         return "\n".join(lines)
 
 
-def role_prior(role: str, scale: float) -> Prior:
-    """The weakly informative default prior of a parameter by role; ``scale`` is the target's RMS."""
+def role_prior(role: str, scale: float, widen: float = 1.0) -> Prior:
+    """The weakly informative default prior of a parameter by role; ``scale`` is the target's RMS;
+    ``widen`` multiplies the width of an offset's or coefficient's."""
     if role == "decay":
         return Prior("LogNormal", mu=float(np.log(0.3)), sigma=1.0)
     if role == "exponent":
         return Prior("Normal", mu=0.0, sigma=1.0)
     if role == "offset":
-        return Prior("Normal", mu=0.0, sigma=2.0 * scale)
+        return Prior("Normal", mu=0.0, sigma=2.0 * scale * widen)
     if role in ROLES:
-        return Prior("Normal", mu=0.0, sigma=2.0)
+        return Prior("Normal", mu=0.0, sigma=2.0 * widen)
     raise ValueError(f"unknown role {role!r}")  # pragma: no cover - ROLES is the list
 
 
