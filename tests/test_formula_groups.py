@@ -270,3 +270,12 @@ def test_default_priors_are_widened_until_their_prior_predictive_covers_the_targ
     law, runs = prepare(pd.DataFrame({"N": N, "loss": 1.7 + 400 / N**0.3}), "E + A/N^alpha")
     assert law.prior_misses(runs, law.default_priors(runs)) == 0
     assert law.default_priors(runs) == law._role_priors(float(np.sqrt(np.mean(runs.loss**2))), 1.0)
+
+
+def test_a_uniform_prior_is_the_parameter_s_bounds():
+    """--prior A=Uniform(-1e4, 1e4) means what a law file's bounds mean: a clamped amplitude is still centred
+    above its floor, and the law round-trips with the bounds."""
+    law = FormulaLaw(CLAMPED, ["N", "D", "loss"], priors={k: f"Uniform({lo}, {hi})" for k, (lo, hi) in BOUNDS.items()})
+    assert law.user_priors == {} and law.bounds["A"] == (-1e4, 1e4) and law.params[0] == "log_A_ref"
+    again = FormulaLaw.from_spec(law.spec())
+    assert again == law and again.model_tree == law.model_tree

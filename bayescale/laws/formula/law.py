@@ -48,8 +48,9 @@ class FormulaLaw(Law):
     target : str, default "loss"
         The column the law models.
     priors : mapping, optional
-        Priors by parameter name (``Prior``, text such as ``"Uniform(0, 2)"`` or a number to fix it);
-        a parameter given a prior here is sampled as written, not centred.
+        Priors by parameter name (``Prior``, text such as ``"LogNormal(-1, 1)"`` or a number to fix it);
+        a parameter given a prior here is sampled as written, not centred -- except a ``Uniform(low,
+        high)``, which is taken as the parameter's bounds (below).
     bounds : mapping, optional
         ``name -> (low, high)``: a ``Uniform(low, high)`` prior, except for a centred amplitude,
         whose bounds set only its sign (its magnitude is the term's at the reference point).
@@ -127,6 +128,10 @@ class FormulaLaw(Law):
         self.linear_inputs = frozenset(linear_inputs) & set(self.inputs)
         self.user_priors = {k: as_prior(v) for k, v in (priors or {}).items()}
         self.bounds = {k: (float(v[0]), float(v[1])) for k, v in (bounds or {}).items()}
+        for key, prior in list(self.user_priors.items()):  # --prior A=Uniform(lo, hi) is A's bounds
+            if prior.dist == "Uniform" and key not in self.bounds:
+                self.bounds[key] = (float(prior.kwargs["lower"]), float(prior.kwargs["upper"]))
+                del self.user_priors[key]
         for key in (*self.user_priors, *self.bounds):
             if key not in found:
                 raise PriorError(f"the formula has no parameter {key!r}; its parameters are {', '.join(found)}")
