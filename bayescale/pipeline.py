@@ -195,12 +195,19 @@ def _fit_stages(
         )
         discrepancy = False
     if calibrate and runs.names and runs.cost() is None:  # a formula law's runs without N, D, C or --cost
-        log.info(
-            "no band calibration: the runs have no cost to hold out the largest by (inputs %s); give one with "
-            "--cost EXPR, e.g. the product of the inputs that grow with a run's size",
-            ", ".join(law.inputs),
-        )
-        calibrate = False
+        positive = [x for x in law.inputs if x not in runs.linear]
+        if positive:
+            log.info(
+                "band calibration by the product of the positive inputs (%s): the runs have no cost; give the "
+                "runs' real cost with --cost EXPR",
+                " x ".join(positive),
+            )
+        else:
+            log.info(
+                "no band calibration: the runs have no cost and no positive input to hold out the largest by; "
+                "give one with --cost EXPR"
+            )
+            calibrate = False
     used_set = resolve_set(prior_set, law.name)
     if prior_set == "auto" and used_set == "literature":
         log.info("priors: the literature prior of %s (weak priors: --priors weak)", law.name)

@@ -25,11 +25,14 @@ class BacktestError(BayescaleError, ValueError):
 def holdout_top_compute(runs: Runs, fraction: float) -> np.ndarray:
     """Boolean mask of the runs in the top ``fraction`` by compute (at least one run).
 
-    Runs tied at the cutoff budget are held out together, so a budget is never split.
+    Runs tied at the cutoff budget are held out together, so a budget is never split. Compute is
+    :meth:`~bayescale.data.Runs.cost`; for runs without one (a formula law's, without ``--cost``), the
+    product of the positive inputs.
     """
     C = runs.cost()
-    if C is None:
-        C = np.exp(sum(runs.log(x) for x in runs.inputs)) if not runs.names else None
+    positive = [x for x in runs.inputs if x not in runs.linear]
+    if C is None and positive:  # no cost given: the runs farthest out along the positive inputs together
+        C = np.exp(sum(runs.log(x) for x in positive))
     if C is None:
         raise BacktestError(
             f"these runs have no cost to hold out the largest runs by (inputs {', '.join(runs.inputs)}): "

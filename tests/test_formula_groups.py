@@ -175,18 +175,31 @@ def test_cli_fits_each_group_of_a_formula_law_separately_and_predicts_each_row_b
     assert "no group 'medium'" in err and "small, large" in err and "\n" not in err
 
 
-def test_a_formula_law_without_a_cost_fits_uncalibrated_and_says_so(mock_sampler, caplog):
-    """Inputs with no N, D, C and no --cost: no split to calibrate by; the fit says how to give one."""
+def test_a_formula_law_without_a_cost_calibrates_by_its_positive_inputs_and_says_so(mock_sampler, caplog):
+    """Inputs with no N, D, C and no --cost: the band calibration holds out the runs with the largest product
+    of the positive inputs, and the log says so; with no positive input the fit is not calibrated."""
     import logging
 
     import bayescale as bs
     from bayescale.laws.formula import prepare
+    from bayescale.splits import holdout_top_compute
 
-    law, runs = prepare(_grouped().drop(columns="grp"), LAW)
+    df = _grouped().drop(columns="grp")
+    law, runs = prepare(df, LAW)
+    held = holdout_top_compute(runs, 0.2)
+    product = (df["P"] * df["S"]).to_numpy()
+    assert held.sum() == 4 and product[held].min() >= product[~held].max()
     with caplog.at_level(logging.INFO, logger="bayescale"), warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticsWarning)
         fit = bs.fit(runs, law=law, seed=1, draws=100, discrepancy=False, calibrate=True)
-    assert "calibration" not in fit.tree.children and "--cost EXPR" in caplog.text
+    assert "calibration" in fit.tree.children and "product of the positive inputs (P x S)" in caplog.text
+    shifted = df.assign(P=np.log(df["P"]) - 20.0)  # P now takes negative values: no positive input
+    law, runs = prepare(shifted.drop(columns="S"), "E + A*exp(-alpha*P)")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="bayescale"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        fit = bs.fit(runs, law=law, seed=1, draws=100, discrepancy=False, calibrate=True)
+    assert "calibration" not in fit.tree.children and "no band calibration" in caplog.text
 
 
 def test_fits_of_two_formula_laws_average_at_points(mock_sampler):
