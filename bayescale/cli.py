@@ -132,7 +132,7 @@ def _add_formula(p: argparse.ArgumentParser) -> None:
         "--cost",
         metavar="EXPR",
         help='each run\'s cost, a formula over columns (e.g. "6*N*D"): calibration holds out the costliest '
-        "runs (default: C, or k N D with N and D columns; else needed unless --no-calibrate)",
+        "runs (default: C, or k N D with N and D columns; else the product of the law's positive inputs)",
     )
     g.add_argument(
         "--link",
@@ -742,11 +742,14 @@ def _predict_formula(args: argparse.Namespace, result, targets) -> int:
     if not separate:
         table = result.predict(points=points, interval=args.interval)
     elif result.column in targets.columns and not args.group_value:  # each point by its own group's fit
-        labels = targets[result.column]
-        if labels.isna().any():
-            i = int(labels.isna().to_numpy().argmax())
-            raise PredictionError(f"'{args.points}': group column {result.column!r}, row {i + 1} is empty")
-        table = result.predict_rows(points, labels.astype(str).str.strip().to_numpy(), interval=args.interval)
+        from bayescale.laws.formula.lawfile import group_labels
+
+        labels = group_labels(targets[result.column])
+        empty = (labels == "").to_numpy()
+        if empty.any():
+            row = int(empty.argmax()) + 1
+            raise PredictionError(f"'{args.points}': group column {result.column!r}, row {row} is empty")
+        table = result.predict_rows(points, labels.to_numpy(), interval=args.interval)
     else:  # every asked group at every point
         table = result.per_group(lambda f: f.predict(points=points, interval=args.interval), args.group_value)
     sys.stdout.write(render(table, args.format))

@@ -104,7 +104,7 @@ def structure(law: Law, priors: Mapping[str, Prior]) -> tuple:
         else:
             constants = tuple(sorted((k, float(v)) for k, v in prior.kwargs.items() if not is_data_value(v)))
             parts.append((name, prior.dist, tuple(sorted(prior.kwargs)), constants))
-    return (law.name, tuple(parts))
+    return (law.key, tuple(parts))  # a formula law's key is its whole spec: two formulas never share a graph
 
 
 def constants(law: Law, runs: Runs, priors: Mapping[str, Prior]) -> dict[str, float]:

@@ -547,6 +547,7 @@ def plot_inputs(fit: ScalingFit, interval: float = 0.9) -> Figure:
             ax.set_xlabel(x)
             if logx:
                 ax.set_xscale("log")
+                ax.set_xlim(xv.min() / 1.3, xv.max() * 1.3)  # also where no run's value is finite (NaN law)
     axes[0, 0].legend(fontsize=7, loc="best")
     name = law.name if len(law.name) <= 40 else law.name[:37] + "..."
     fig.suptitle(f"{name}: {law.target} against each input, each run's band; residuals below", fontsize=10)

@@ -271,8 +271,10 @@ def _sections(fit: ScalingFit, targets: list[tuple[float, float]], comparison: o
     if "U" in fit.law.inputs:
         sections.append(("Repeated data", _repeated_data(fit)))
     calib = [f"Band scale (posterior median): {fit.band_scale:.2f}."]
-    if "calibration" in fit.tree.children:
-        z = fit.tree["calibration"].to_dataset()["z"].to_numpy()
+    z = fit.tree["calibration"].to_dataset()["z"].to_numpy() if "calibration" in fit.tree.children else None
+    if z is not None and np.isfinite(z).sum() == 0:
+        calib.append("The calibration re-fit had too few runs to hold any out: the bands are the model's own.")
+    elif z is not None:
         reach = json.loads(attrs.get("calibration_reach", "{}"))
         where = (
             "The scale applies as far out as those runs reached (in log units beyond the re-fit's largest value: "

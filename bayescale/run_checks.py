@@ -4,8 +4,8 @@ Users ask which run is bad before they trust a fit ("the 0.5xC rung of the 190M 
 off"). A fit already knows, three ways, and :func:`suspect_runs` says which and why:
 
 - **outside its leave-one-out band**: the run's PSIS-LOO probability integral transform -- where its
-  loss falls in the predictive the *other* runs give (Student-t around the law, each draw
-  importance-weighted by the run's own likelihood, ArviZ's smoothed weights) -- is below
+  loss falls in the predictive the *other* runs give (Student-t around the law, each draw weighted by
+  the inverse of the run's own likelihood to leave it out, ArviZ's Pareto-smoothed weights) -- is below
   ``(1 - level)/2`` or above ``(1 + level)/2``: the law, fitted without it, puts it outside the
   central ``level`` band (its loss higher or lower than the rest predict);
 - **down-weighted by the robust pass**: the model discrepancy's first stage gives each run a weight
@@ -18,6 +18,7 @@ The law stage's log-likelihood (saved with every fit) is what the leave-one-out 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -66,13 +67,19 @@ def suspect_runs(
     observed = np.asarray(law.observed(runs.loss), dtype=float)
     sampled = fit._sampled()
     mu = law_log_loss(law, sampled, fit.reference, inputs)  # (S, n), the likelihood's location
-    loo = az.loo(fit.tree, var_name="log_loss", pointwise=True)
+    with warnings.catch_warnings(), np.errstate(over="ignore"):
+        # ArviZ warns of Pareto k above 0.7: this table reports each run's k (and calls such runs influential);
+        # float32 log-likelihoods overflow in ArviZ's cast for a run that is very unlikely under some draws
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto", category=UserWarning)
+        loo = az.loo(fit.tree, var_name="log_loss", pointwise=True)
     obs_dim = [d for d in loo.log_weights.dims if d not in ("chain", "draw")]
-    lw = loo.log_weights.stack(sample=("chain", "draw")).transpose("sample", *obs_dim).to_numpy()
+    # chain-major, as the flat draws of fit._sampled() and the saved log-likelihood
+    lw = loo.log_weights.transpose("chain", "draw", *obs_dim).stack(sample=("chain", "draw"))
+    lw = lw.transpose("sample", *obs_dim).to_numpy()
     lw = lw.reshape(lw.shape[0], -1)
     w = np.exp(lw - logsumexp(lw, axis=0))
     z = (observed[None, :] - mu) / sampled["sigma"][:, None]
-    pit = np.sum(w * student_t.cdf(z, df=sampled["nu"][:, None]), axis=0)
+    pit = np.clip(np.sum(w * student_t.cdf(z, df=sampled["nu"][:, None]), axis=0), 0.0, 1.0)  # float32 weights
     k = np.asarray(loo.pareto_k).reshape(-1)
     log_scale = getattr(law, "link", "log") == "log"
     centre = np.median(mu, axis=0)

@@ -4,7 +4,8 @@ A :class:`SeparateFit` is a :class:`~bayescale.pooled.PooledFit` without a popul
 under ``groups/g<i>``, one complete single fit per group (a law of the group's own, as ScaleBench
 fits its groups), and root attributes ``pooled_by`` (the group column), ``group_names`` and
 ``pooling = "separate"``. Each group answers every question a single fit answers; the groups'
-draws are independent, so pairing draw ``i`` of two groups is a draw of their joint posterior.
+posteriors are independent (each group sampled with its own seed), so pairing draw ``i`` of two
+groups is a draw of their joint posterior.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ class SeparateFit(PooledFit):
         GroupError
             For a label that is not a group of this fit (the message lists the groups).
         """
-        labels = np.asarray(labels).astype(str)
+        from bayescale.laws.formula.lawfile import group_labels
+
+        labels = group_labels(list(labels)).to_numpy().astype(str)
         unknown = [str(g) for g in dict.fromkeys(labels) if g not in self.names]
         if unknown:
             raise GroupError(

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from bayescale.data import Runs
 from bayescale.laws import Law
 from bayescale.pipeline import fit
@@ -30,7 +32,7 @@ def fit_separate(groups: Mapping[str, tuple[Law, Runs]], column: str, **options:
         The column the groups come from (saved, and named by answers).
     **options
         Keyword arguments of :func:`bayescale.pipeline.fit` (``draws``, ``seed``, ``strict``...);
-        ``priors`` apply to every group.
+        ``priors`` apply to every group; group ``i`` (from 0) is sampled with ``seed + i``.
 
     Returns
     -------
@@ -38,8 +40,11 @@ def fit_separate(groups: Mapping[str, tuple[Law, Runs]], column: str, **options:
     """
     if not groups:
         raise ValueError("no groups to fit")
+    seed = options.pop("seed", None)
+    if seed is None:  # one random seed, said in the first group's log; each group its own from it
+        seed = int(np.random.default_rng().integers(2**31 - 1 - len(groups)))
     fits = {}
     for i, (name, (law, runs)) in enumerate(groups.items(), 1):
         log.info("group %d/%d: %s = %s (%d runs)", i, len(groups), column, name, len(runs))
-        fits[name] = fit(runs, law=law, **options)
+        fits[name] = fit(runs, law=law, seed=seed + i - 1, **options)
     return assemble(fits, column)

@@ -28,7 +28,7 @@ def test_a_clamped_amplitude_is_sampled_above_its_floor_and_gives_the_formula_s_
     law = FormulaLaw(CLAMPED, ["N", "D", "loss"], bounds=BOUNDS)
     assert "max" not in law.model_tree.text() and "max" in law.tree.text()
     assert law.limits["A"] == (1e-6, 1e4) and law.bounds["A"] == (-1e4, 1e4)  # the saved spec is the user's
-    assert law.params[0] == "log_A_ref" and "above its clamp's floor 1e-06" in law.describe()
+    assert law.params[0] == "log_A_ref" and "at or above its clamp's floor 1e-06" in law.describe()
     coords = {"N": np.log(np.array([1e8, 1e9])), "D": np.log(np.array([1e10, 1e11]))}
     p = {"A": 300.0, "alpha": 0.3, "beta": 0.2, "c0": 1.7}
     as_written = evaluate(law.tree, p, coords, {"N", "D"}, np)
@@ -36,6 +36,14 @@ def test_a_clamped_amplitude_is_sampled_above_its_floor_and_gives_the_formula_s_
     sampled = {"log_A_ref": np.log(300.0) - 0.3 * ref["N"] - 0.2 * ref["D"], "alpha": 0.3, "beta": 0.2, "c0": 1.7}
     np.testing.assert_allclose(law.value(sampled, coords, ref, np), as_written, rtol=1e-12)
     assert FormulaLaw.from_spec(law.spec()).model_tree == law.model_tree
+    # a centred amplitude sampled below the floor is held at it, as max(A, 1e-6) holds it
+    low = sampled | {"log_A_ref": np.log(1e-9) - 0.3 * ref["N"] - 0.2 * ref["D"]}
+    p_low = p | {"A": 1e-9}
+    np.testing.assert_allclose(law.value(low, coords, ref, np), evaluate(law.tree, p_low, coords, {"N", "D"}, np))
+    # a fit saved before the rewrites (its spec has no "rewrite") rebuilds the law it sampled
+    old = {k: v for k, v in law.spec().items() if k != "rewrite"}
+    before = FormulaLaw.from_spec(old)
+    assert before.params[0] == "A" and "max" in before.model_tree.text() and not before.log_scaled
 
 
 def test_a_clamp_stays_where_removing_it_would_change_the_law():
@@ -94,16 +102,22 @@ def test_by_group_gives_each_group_its_law_and_runs():
     [
         (lambda df: df, "group", "no such column"),
         (lambda df: df.assign(grp=df["grp"].where(df.index != 3)), "grp", "row 3 is empty"),
-        (lambda df: df.assign(loss=np.where(df["grp"] == "large", df["loss"], 2.0).astype(float)), "grp", None),
+        (lambda df: df.assign(grp=df["grp"].where(df.index != 4, "  ")), "grp", "row 4 is empty"),  # a CSV's blank
+        (lambda df: df.assign(grp=np.where(df.index < 2, "tiny", df["grp"])), "grp", "group 'tiny' of 'grp' has 2"),
     ],
 )
 def test_by_group_errors_name_the_column_the_row_or_the_group(change, column, message):
-    df = change(_grouped())
-    if message is None:  # every run of group "small" has the same target: still fits (the law decides)
-        assert set(by_group(df, column, law=LAW)) == {"small", "large"}
-        return
     with pytest.raises(RunsError, match=message):
-        by_group(df, column, law=LAW)
+        by_group(change(_grouped()), column, law=LAW)
+
+
+def test_group_labels_read_alike_from_csv_and_parquet():
+    """A blank cell is missing; 1.0 (a float column) and "1" name one group; spaces around a name do not count."""
+    from bayescale.laws.formula.lawfile import group_labels
+
+    assert list(group_labels(pd.Series([1.0, "1", " a ", "", None, float("nan"), 2.5]))) == [
+        "1", "1", "a", "", "", "", "2.5"
+    ]  # fmt: skip
 
 
 def test_by_group_refuses_a_formula_that_uses_the_group_column_and_names_a_failing_group():
@@ -148,7 +162,9 @@ def test_cli_fits_each_group_of_a_formula_law_separately_and_predicts_each_row_b
     fit = load(out)
     assert isinstance(fit, SeparateFit) and fit.names == ["small", "large"]
     assert len(fit.group("small").runs) == len(fit.group("large").runs) == 8
-    with pytest.raises(Exception, match="no population"):
+    from bayescale.errors import GroupError
+
+    with pytest.raises(GroupError, match="no population"):
         _ = fit.population
     points = pd.read_csv(d / "points.csv")
     assert main(["predict", str(out), "--points", str(d / "points.csv"), "--format", "csv"]) == 0
@@ -169,6 +185,10 @@ def test_cli_fits_each_group_of_a_formula_law_separately_and_predicts_each_row_b
     html = (d / "r.html").read_text()
     assert "grp = small: Parameters" in html and "grp = large: Parameters" in html
     capsys.readouterr()
+    points.assign(grp=" " + points["grp"] + " ").to_csv(d / "spaced.csv", index=False)  # names with spaces: found
+    assert main(["predict", str(out), "--points", str(d / "spaced.csv"), "--format", "csv"]) == 0
+    spaced = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    np.testing.assert_allclose(spaced["median"], pred["median"])
     points.assign(grp="medium").to_csv(d / "bad.csv", index=False)
     assert main(["predict", str(out), "--points", str(d / "bad.csv")]) == 2
     err = capsys.readouterr().err.strip()

@@ -70,9 +70,12 @@ class FormulaLaw(Law):
     How the model samples (what :meth:`describe` lists): a centred amplitude as the term's log value at
     the reference point; a positive parameter bounded across three or more decades as its log,
     uniform within the bounds; a parameter clamped as ``max(p, c)`` (``c > 0``) wherever it appears,
-    above ``c`` with the clamp removed -- below the floor every value gives the same law, a plateau
-    the chains cannot leave. Least-squares baselines (:func:`~bayescale.laws.formula.least_squares.baseline`)
-    use the formula as written (:attr:`tree`); the model uses :attr:`model_tree`.
+    with its bounds' lower end raised to ``c`` (a centred amplitude: sampled positive) and the clamp
+    applied after sampling -- below the floor every value gives the same law, a plateau that took
+    half the prior and that the chains could not leave. ``rewrite=False`` (fits saved before these
+    rewrites) samples the formula and its priors as written. Least-squares baselines
+    (:func:`~bayescale.laws.formula.least_squares.baseline`) use the formula as written (:attr:`tree`);
+    the model uses :attr:`model_tree`.
     """
 
     exponents: tuple[str, ...] = ()
@@ -90,7 +93,9 @@ class FormulaLaw(Law):
         linear_inputs: Sequence[str] = (),
         name: str | None = None,
         citation: str = "",
+        rewrite: bool = True,
     ) -> None:
+        self.rewrite = bool(rewrite)
         self.text = str(formula).strip()
         self.tree: Expr = parse(self.text)
         self.target = target
@@ -129,7 +134,7 @@ class FormulaLaw(Law):
         self.user_priors = {k: as_prior(v) for k, v in (priors or {}).items()}
         self.bounds = {k: (float(v[0]), float(v[1])) for k, v in (bounds or {}).items()}
         for key, prior in list(self.user_priors.items()):  # --prior A=Uniform(lo, hi) is A's bounds
-            if prior.dist == "Uniform" and key not in self.bounds:
+            if prior.dist == "Uniform" and self.rewrite:
                 self.bounds[key] = (float(prior.kwargs["lower"]), float(prior.kwargs["upper"]))
                 del self.user_priors[key]
         for key in (*self.user_priors, *self.bounds):
@@ -146,7 +151,7 @@ class FormulaLaw(Law):
         self.positive = {k: self._positive(k) for k in self.centred}
         self.log_scaled = frozenset(
             k for k, (lo, hi) in self.limits.items()
-            if k not in self.centred and k not in self.user_priors and lo > 0 and hi / lo >= WIDE
+            if self.rewrite and k not in self.centred and k not in self.user_priors and lo > 0 and hi / lo >= WIDE
             and f"log_{k}" not in found
         )  # fmt: skip
         self.natural_params = tuple(found)
@@ -175,6 +180,7 @@ class FormulaLaw(Law):
             "linear_inputs": sorted(self.linear_inputs),
             "name": self.name,
             "citation": self.citation,
+            "rewrite": self.rewrite,
         }
 
     @classmethod
@@ -191,6 +197,7 @@ class FormulaLaw(Law):
             linear_inputs=spec.get("linear_inputs", ()),
             name=spec.get("name"),
             citation=spec.get("citation", ""),
+            rewrite=bool(spec.get("rewrite", False)),  # saved before the rewrites: sampled as written
         )
 
     def __eq__(self, other: object) -> bool:
@@ -206,6 +213,9 @@ class FormulaLaw(Law):
         the flat plateau below the floor), where its bounds reach above ``c`` or it is a centred
         amplitude (positive by default); otherwise the clamp stays."""
         limits = dict(self.bounds)
+        self.floors: dict[str, float] = {}
+        if not self.rewrite:  # a fit saved before the rewrites existed: its law as it was sampled
+            return self.tree, limits
         floors = clamp_floors(self.tree, set(found) - set(self.user_priors))
         floors = {k: c for k, c in floors.items() if k not in limits or limits[k][1] > c}
         if not floors:
@@ -219,6 +229,7 @@ class FormulaLaw(Law):
         for k, c in kept.items():
             if k in limits:
                 limits[k] = (max(limits[k][0], c), limits[k][1])
+        self.floors = kept  # held in the model as max(p, c) after sampling (a centred amplitude can go below)
         return tree, limits
 
     def _positive(self, name: str) -> bool:
@@ -333,6 +344,8 @@ class FormulaLaw(Law):
                 shift = shift + evaluate(exponent, values, {}, frozenset(), xp) * ref[x]
             sampled = p[self._sampled_name(name)]
             values[name] = xp.exp(sampled - shift) if self.positive[name] else sampled * xp.exp(-shift)
+        for name, floor in self.floors.items():  # the clamp's floor, exactly: max(p, c)
+            values[name] = xp.maximum(values[name], floor)
         return values
 
     def value(self, p: Mapping[str, Array], coords: Mapping[str, Array], ref: Mapping[str, Any], xp: Any) -> Array:
@@ -393,8 +406,8 @@ class FormulaLaw(Law):
         for name in self.natural_params:
             role = self.structure.roles[name]
             extra = f", sampled as {self._sampled_name(name)}" if self._sampled_name(name) != name else ""
-            if name in self.limits and self.limits[name] != self.bounds.get(name):
-                extra += f", above its clamp's floor {self.limits[name][0]:g}"
+            if name in self.floors:
+                extra += f", at or above its clamp's floor {self.floors[name]:g}"
             parts.append(f"{name} ({role}{extra})")
         lines.append(f"  parameters: {', '.join(parts)}")
         return "\n".join(lines)

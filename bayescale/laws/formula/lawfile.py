@@ -151,21 +151,45 @@ def by_group(
         raise RunsError(f"--group {column!r}: {where} has no such column; columns found: {', '.join(df.columns)}")
     if column in parse(spec["formula"]).names():
         raise FormulaError(f"the formula uses the group column {column!r}; a group column names the groups only")
-    labels = df[column]
-    if labels.isna().any():
-        i = int(labels.isna().to_numpy().argmax())
+    labels = group_labels(df[column])
+    empty = (labels == "").to_numpy()
+    if empty.any():
+        i = int(empty.argmax())
         raise RunsError(f"{where}: group column {column!r}, row {i + offset} is empty; give every run its group")
-    labels = labels.astype(str).str.strip()
     whole, _ = prepare(df, **spec, k=k, origin=(where, offset))
     spec["link"] = whole.link
+    from bayescale.model import MIN_RUNS
+
     out = {}
     for name in dict.fromkeys(labels):
+        n = int((labels == name).sum())
+        if n < MIN_RUNS:
+            raise RunsError(
+                f"group {name!r} of {column!r} has {n} run(s); each group is fitted on its own and needs at least "
+                f"{MIN_RUNS}: remove it or merge it into another group"
+            )
         rows = df[(labels == name).to_numpy()].reset_index(drop=True)
         try:
             out[name] = prepare(rows, **spec, k=k, origin=(f"{where} (group {name!r} of {column!r})", 1))
         except BayescaleError as ex:
             raise type(ex)(f"group {name!r}: {ex}") from None
     return out
+
+
+def group_labels(values: Any) -> Any:
+    """Group names as text, stripped; missing cells (NaN, or empty in a CSV) become ``""``; whole numbers
+    read as floats (a Parquet column) print as integers, so ``1.0`` and ``1`` name one group."""
+    import pandas as pd
+
+    def text(v: object) -> str:
+        if v is None or (isinstance(v, float) and v != v):
+            return ""
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return str(v).strip()
+
+    index = values.index if isinstance(values, pd.Series) else None
+    return pd.Series([text(v) for v in values], index=index, dtype=object)
 
 
 def _resolve(
