@@ -31,6 +31,7 @@ import pandas as pd
 from bayescale.averaging import AveragedFit, AveragingError
 from bayescale.errors import BayescaleError, BayescaleWarning
 from bayescale.result import ScalingFit
+from bayescale.stacking import stacking_weights
 
 if TYPE_CHECKING:
     from bayescale.data import Runs
@@ -191,36 +192,6 @@ def lfo_pointwise(
     mu = law_log_loss(sub.law, p, sub.reference, {x: test.values(x) for x in sub.law.inputs})
     logp = student_t.logpdf(sub.law.observed(test.loss)[None, :], df=p["nu"], loc=mu, scale=p["sigma"])
     return logsumexp(logp, axis=0) - np.log(logp.shape[0]), held
-
-
-def stacking_weights(pointwise: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """Stacking weights (ArviZ's optimiser) on pointwise out-of-sample scores: each law's log predictive
-    density of the same held-out points (leave-future-out here; PSIS-LOO's ``elpd_i`` alike)."""
-    import arviz as az
-    import xarray as xr
-    from arviz_stats.utils import ELPDDataLFO
-
-    elpds = {}
-    for name, e in pointwise.items():
-        elpds[name] = ELPDDataLFO(
-            elpd=float(e.sum()),
-            se=float(np.sqrt(e.size * e.var())),
-            p=float("nan"),
-            n_samples=0,
-            n_data_points=int(e.size),
-            scale="log",
-            warning=False,
-            good_k=None,
-            elpd_i=xr.DataArray(e, dims=["heldout"]),
-            forecast_horizon=1,
-            min_observations=0,
-            refits=np.empty(0),
-            n_refits=0,
-        )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "difference potentially due to chance": se_lfo says it
-        table = az.compare(elpds, round_to="none")
-    return {str(name): float(w) for name, w in table["weight"].items()}
 
 
 def _allocation_columns(fitted: ScalingFit, compute: float, interval: float) -> dict[str, float]:

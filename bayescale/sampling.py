@@ -278,7 +278,34 @@ def fit_law(
     model = law_stage(law, runs, priors, settings["sampler"])
     idata = _sample_checked(model, settings, checked, "the law", low_rank=True)
     idata["log_likelihood"] = log_likelihood(law, runs, idata["posterior"].to_dataset(), priors)
+    if int(settings["chains"]) > 1 and not _stage_ok(idata, checked, settings["chains"], settings["draws"]):
+        return _stacked(idata, law, runs, priors, settings)
     return assemble(idata, law, runs, priors, settings)
+
+
+def _stacked(
+    idata: xr.DataTree, law: Law, runs: Runs, priors: Mapping[str, Any], settings: Mapping[str, Any]
+) -> ScalingFit:
+    """A stage whose chains disagree: its chains stacked on their leave-one-out predictions
+    (:mod:`bayescale.chain_stacking`); the fit reports the kept chains' diagnostics."""
+    from bayescale import chain_stacking
+
+    stacked = chain_stacking.stack_chains(idata["log_likelihood"].to_dataset())
+    if not stacked.dropped:
+        return assemble(idata, law, runs, priors, settings)
+    log.info(
+        "the law: the chains disagree; stacked on their leave-one-out predictions (Yao et al. 2022), weights %s: "
+        "%d of %d chains kept, the fit's diagnostics are theirs",
+        ", ".join(f"{w:.2f}" for w in stacked.weights),
+        stacked.kept.size,
+        stacked.weights.size,
+    )
+    fit = assemble(chain_stacking.resample(idata, stacked, int(settings["seed"])), law, runs, priors, settings)
+    kept = assemble(chain_stacking.kept_chains(idata, stacked), law, runs, priors, settings)
+    fit.tree["diagnostics"] = kept.tree["diagnostics"].to_dataset()
+    fit.tree.attrs["divergences"] = kept.tree.attrs["divergences"]
+    fit.tree.attrs["chain_weights"] = json.dumps([round(float(w), 4) for w in stacked.weights])
+    return fit
 
 
 def law_stage(law: Law, runs: Runs, priors: Mapping[str, Any], sampler: str) -> Any:
