@@ -89,7 +89,7 @@ class AveragedFit:
         ``points``: a table of the inputs, for fits of formula laws (each fit reads the columns its
         law uses; the laws must model the target on one scale, log or identity).
         """
-        links = {getattr(self.fits[name].law, "link", "log") for name in self._indices}
+        links = {self.fits[name].law.link for name in self._indices}
         if len(links) > 1:
             raise AveragingError("the fits model the target on different scales (log and identity): refit one link")
         streams, shown = [], None

@@ -117,7 +117,7 @@ def backtest(
     from bayescale.sampling import resolve
 
     runs, law_obj = resolve(runs, law)
-    formula = hasattr(law_obj, "tree")  # a formula law: predictions at a table of its inputs
+    formula = law_obj.is_formula  # predictions at a table of its inputs
     min_runs = MIN_RUNS
     splits = holdout_masks(runs, holdout)
     metric_rows, prediction_parts = [], []

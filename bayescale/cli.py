@@ -522,18 +522,22 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         **_sampling_options(args),
     )
     result.save(out)
-    d = result.diagnostics
+    _log_saved(out, f"{result.law.name}, {len(runs)} runs", result.diagnostics)
+    return 0
+
+
+def _log_saved(out: Path, what: str, d) -> None:
+    """The one line a saved fit ends with: where, what, and its convergence."""
+    khat = f"; importance weights' Pareto khat {d.max_khat:.2f}" if d.max_khat == d.max_khat else ""  # not NaN
     log.info(
-        "saved %s (%s, %d runs; max R-hat %.3f, min ESS %.0f, %d divergences%s)",
+        "saved %s (%s; max R-hat %.3f, min ESS %.0f, %d divergences%s)",
         out,
-        result.law.name,
-        len(runs),
+        what,
         d.max_rhat,
         min(d.min_ess_bulk, d.min_ess_tail),
         d.divergences,
-        f"; importance weights' Pareto khat {d.max_khat:.2f}" if d.max_khat == d.max_khat else "",  # not NaN
+        khat,
     )
-    return 0
 
 
 def _fit_separate(args: argparse.Namespace, out: Path, groups: dict) -> int:
@@ -547,17 +551,8 @@ def _fit_separate(args: argparse.Namespace, out: Path, groups: dict) -> int:
         **_sampling_options(args),
     )
     result.save(out)
-    d = result.diagnostics
-    log.info(
-        "saved %s (%s by %s: %d groups fitted separately; max R-hat %.3f, min ESS %.0f, %d divergences)",
-        out,
-        result.group(result.names[0]).law.name,
-        result.column,
-        len(result.names),
-        d.max_rhat,
-        min(d.min_ess_bulk, d.min_ess_tail),
-        d.divergences,
-    )
+    what = f"{result.group(result.names[0]).law.name} by {result.column}: {len(result.names)} groups fitted separately"
+    _log_saved(out, what, result.diagnostics)
     return 0
 
 
@@ -576,17 +571,8 @@ def _fit_pooled(args: argparse.Namespace, out: Path, priors: dict, columns: dict
     )
     check_diagnostics(result.diagnostics, args.strict)
     result.save(out)
-    d = result.diagnostics
-    log.info(
-        "saved %s (%s pooled by %s: %d groups; max R-hat %.3f, min ESS %.0f, %d divergences)",
-        out,
-        result.group(result.names[0]).law.name,
-        result.column,
-        len(result.names),
-        d.max_rhat,
-        min(d.min_ess_bulk, d.min_ess_tail),
-        d.divergences,
-    )
+    what = f"{result.group(result.names[0]).law.name} pooled by {result.column}: {len(result.names)} groups"
+    _log_saved(out, what, result.diagnostics)
     return 0
 
 
@@ -613,18 +599,8 @@ def _cmd_fit_task(args: argparse.Namespace) -> int:
         **options,
     )
     result.save(out)
-    d = result.diagnostics
-    log.info(
-        "saved %s (%s through %s, %d task%s; max R-hat %.3f, min ESS %.0f, %d divergences)",
-        out,
-        result.metric,
-        result.through,
-        len(result.names),
-        "" if len(result.names) == 1 else "s",
-        d.max_rhat,
-        min(d.min_ess_bulk, d.min_ess_tail),
-        d.divergences,
-    )
+    tasks = f"{len(result.names)} task{'' if len(result.names) == 1 else 's'}"
+    _log_saved(out, f"{result.metric} through {result.through}, {tasks}", result.diagnostics)
     return 0
 
 
@@ -713,12 +689,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _is_formula_fit(result: object) -> bool:
-    from bayescale.laws.formula import FormulaLaw
     from bayescale.separate import SeparateFit
 
     if isinstance(result, SeparateFit):
-        return isinstance(result.group(result.names[0]).law, FormulaLaw)
-    return isinstance(getattr(result, "law", None), FormulaLaw)
+        return result.group(result.names[0]).law.is_formula
+    law = getattr(result, "law", None)  # a pooled or task fit has no single law
+    return law is not None and law.is_formula
 
 
 def _predict_formula(args: argparse.Namespace, result, targets) -> int:

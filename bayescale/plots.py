@@ -464,23 +464,27 @@ def plot_backtest(result: BacktestResult, level: float = 0.9) -> Figure:
     return fig
 
 
-def plot_residuals(fit: ScalingFit) -> Figure:
+def plot_residuals(fit: ScalingFit, suspects: pd.DataFrame | None = None) -> Figure:
     """Residuals of log loss (run minus the law's posterior median) against fitted loss and compute; the runs
     that look off (:func:`bayescale.run_checks.suspect_runs`) ringed, the five most off numbered.
+
+    Parameters
+    ----------
+    fit : ScalingFit
+    suspects : pandas.DataFrame, optional
+        The runs that look off, when already computed (a report's table); else computed here.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    from bayescale.run_checks import suspect_runs
-
     runs = fit.runs
     pts = {x: runs.values(x) for x in runs.inputs}
     fitted = fit.predict(**pts)
     med = fitted["expected_median"].to_numpy()
     law_only = np.median(law_log_loss(fit.law, fit._sampled(), fit.reference, pts), axis=0)
     resid = np.log(runs.loss) - law_only
-    off = suspect_runs(fit)["run"].to_numpy() - 1
+    off = _off(fit, suspects)
     fig, axes = _figure(1, 2, size=(5.2, 4.0))
     for ax, xv, label, logx in (
         (axes[0, 0], np.exp(law_only), "fitted loss, law alone (nats/token)", False),
@@ -503,12 +507,21 @@ def plot_residuals(fit: ScalingFit) -> Figure:
     return fig
 
 
-def plot_inputs(fit: ScalingFit, interval: float = 0.9) -> Figure:
+def _off(fit: ScalingFit, suspects: pd.DataFrame | None) -> np.ndarray:
+    """Row indices of the runs that look off, most off first."""
+    from bayescale.run_checks import suspect_runs
+
+    table = suspect_runs(fit) if suspects is None else suspects
+    return table["run"].to_numpy() - 1
+
+
+def plot_inputs(fit: ScalingFit, interval: float = 0.9, suspects: pd.DataFrame | None = None) -> Figure:
     """A formula law's target against each of its inputs: every run with its 90% predictive band
     (top row), and its residual from the posterior median of the expected value (bottom row).
 
     With several inputs varying at once, a curve along one input is not defined; each run's own
-    band is drawn at its input's value instead.
+    band is drawn at its input's value instead. ``suspects``: the runs that look off, when already
+    computed (ringed; see :func:`plot_residuals`).
 
     Returns
     -------
@@ -520,11 +533,9 @@ def plot_inputs(fit: ScalingFit, interval: float = 0.9) -> Figure:
     pts = {x: runs.values(x) for x in inputs}
     p = fit.predict(points=pts, interval=interval)
     y = runs.loss
-    log_scale = getattr(law, "link", "log") == "log"
+    log_scale = law.link == "log"
     resid = np.log(y) - np.log(p["expected_median"]) if log_scale else y - p["expected_median"]
-    from bayescale.run_checks import suspect_runs
-
-    off = suspect_runs(fit)["run"].to_numpy() - 1
+    off = _off(fit, suspects)
     fig, axes = _figure(2, len(inputs), size=(4.2, 3.4))
     for j, x in enumerate(inputs):
         xv = pts[x]

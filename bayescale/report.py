@@ -66,11 +66,8 @@ def _verdicts(fit: ScalingFit) -> list[tuple[bool, str]]:
     return out
 
 
-def _suspects(fit: ScalingFit) -> list:
+def _suspects(fit: ScalingFit, table: pd.DataFrame) -> list:
     """The runs outside their leave-one-out 90% band, down-weighted or influential (:mod:`bayescale.run_checks`)."""
-    from bayescale.run_checks import suspect_runs
-
-    table = suspect_runs(fit, level=0.9)
     chance = 0.1 * len(fit.runs)
     text = (
         f"{len(table)} of {len(fit.runs)} runs listed: outside the 90% band the other runs predict for them "
@@ -95,15 +92,18 @@ def _targets(fit: ScalingFit, targets: Sequence[tuple[float, float]] | None) -> 
 
 
 def _figures(
-    fit: ScalingFit, targets: list[tuple[float, float]], comparison: object | None
+    fit: ScalingFit, targets: list[tuple[float, float]], comparison: object | None, suspects: pd.DataFrame
 ) -> list[tuple[str, Figure]]:
     from bayescale import plots
 
     has_nd = set(fit.law.inputs) >= {"N", "D"}
     target = targets[-1] if targets else None
-    if hasattr(fit.law, "tree"):  # a formula law (bayescale.laws.formula): its runs have only its own columns
+    if fit.law.is_formula:  # its runs have only its own columns
         return [
-            ("The target against each input: every run with its 90% band; residuals below.", plots.plot_inputs(fit)),
+            (
+                "The target against each input: every run with its 90% band; residuals below.",
+                plots.plot_inputs(fit, suspects=suspects),
+            ),
             ("Each parameter's posterior against its prior.", plots.plot_posteriors(fit)),
             ("Joint posterior of the law's parameters.", plots.plot_pairs(fit)),
         ]
@@ -131,7 +131,7 @@ def _figures(
     figs += [
         ("Each parameter's posterior against its prior.", plots.plot_posteriors(fit)),
         ("Joint posterior of the law's parameters.", plots.plot_pairs(fit)),
-        ("Residuals of the runs against the law.", plots.plot_residuals(fit)),
+        ("Residuals of the runs against the law.", plots.plot_residuals(fit, suspects)),
     ]
     if "U" in fit.law.inputs:
         figs.append(
@@ -204,7 +204,9 @@ def _repeated_data(fit: ScalingFit) -> list:
     ]
 
 
-def _sections(fit: ScalingFit, targets: list[tuple[float, float]], comparison: object | None) -> list[tuple[str, list]]:
+def _sections(
+    fit: ScalingFit, targets: list[tuple[float, float]], comparison: object | None, suspects: pd.DataFrame
+) -> list[tuple[str, list]]:
     """Report content as (heading, blocks); a block is str (paragraph), DataFrame, or ("verdicts", list)."""
     runs = fit.runs
     attrs = fit.tree.attrs
@@ -227,7 +229,7 @@ def _sections(fit: ScalingFit, targets: list[tuple[float, float]], comparison: o
             [f"{len(runs)} runs from <code>{html.escape(str(attrs.get('source', 'a table')))}</code>.", data],
         ),
         ("Diagnostics", [("verdicts", _verdicts(fit))]),
-        ("Runs that look off", _suspects(fit)),
+        ("Runs that look off", _suspects(fit, suspects)),
         (
             "Parameters",
             [
@@ -534,6 +536,8 @@ def write_report(
     """
     import matplotlib
 
+    from bayescale.run_checks import suspect_runs
+
     matplotlib.use("Agg", force=False)
     if fmt not in FORMATS:
         raise ReportError(f"unknown report format {fmt!r}; choose html or md")
@@ -557,8 +561,11 @@ def write_report(
         for name in fit.names:
             group = fit.group(name)
             chosen = _targets(group, targets)
-            sections += [(f"{fit.column} = {name}: {head}", body) for head, body in _sections(group, chosen, None)]
-            figures += [(f"{fit.column} = {name}: {caption}", _png(f)) for caption, f in _figures(group, chosen, None)]
+            off = suspect_runs(group, level=0.9)
+            sections += [(f"{fit.column} = {name}: {head}", body) for head, body in _sections(group, chosen, None, off)]
+            figures += [
+                (f"{fit.column} = {name}: {caption}", _png(f)) for caption, f in _figures(group, chosen, None, off)
+            ]
         return _write(path, fmt, title, sections, figures)
     if hasattr(fit, "names"):  # a PooledFit (bayescale.pooled): its own sections
         if compare:
@@ -580,8 +587,9 @@ def write_report(
         comparison = compare_fits(fits, holdout_top=None)
     targets = _targets(fit, targets)
     title = title or f"Scaling-law fit: {fit.law.name} on {len(fit.runs)} runs"
-    sections = _sections(fit, targets, comparison)
-    figures = [(caption, _png(fig)) for caption, fig in _figures(fit, targets, comparison)]
+    off = suspect_runs(fit, level=0.9)
+    sections = _sections(fit, targets, comparison, off)
+    figures = [(caption, _png(fig)) for caption, fig in _figures(fit, targets, comparison, off)]
     return _write(path, fmt, title, sections, figures)
 
 

@@ -21,7 +21,6 @@ from bayescale.data import COST, Runs
 from bayescale.diagnostics import Diagnostics, assess
 from bayescale.errors import FitFileError, PredictionError, RunsError
 from bayescale.laws import Law, get_law
-from bayescale.laws.formula import FormulaLaw
 from bayescale.laws.formula.runs import points as formula_points
 from bayescale.model import NOISE_PARAMS
 from bayescale.predict import complete_inputs, log_draws, predict_table
@@ -85,7 +84,7 @@ class ScalingFit:
         """The runs the law was fitted to."""
         ds = self.tree["runs"].to_dataset()
         source = str(self.tree.attrs.get("source", ""))
-        if isinstance(self.law, FormulaLaw):
+        if self.law.is_formula:
             table = pd.DataFrame({c: ds[c].to_numpy() for c in (*self.law.inputs, "loss", COST) if c in ds})
             return Runs(table=table, k=self.k, source=source, columns={"loss": self.law.target},
                         names=self.law.inputs, linear=self.law.linear_inputs)  # fmt: skip
@@ -246,7 +245,7 @@ class ScalingFit:
     ) -> tuple[dict[str, np.ndarray], np.random.Generator]:
         """Validated points and the noise generator seeded from the fit: predict and pit draw alike."""
         rng = np.random.default_rng([self.seed, 1])
-        if isinstance(self.law, FormulaLaw):
+        if self.law.is_formula:
             if points is None:
                 raise PredictionError(f"give the points as a table of {', '.join(self.law.inputs)} (points=...)")
             try:

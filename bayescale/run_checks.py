@@ -81,7 +81,7 @@ def suspect_runs(
     z = (observed[None, :] - mu) / sampled["sigma"][:, None]
     pit = np.clip(np.sum(w * student_t.cdf(z, df=sampled["nu"][:, None]), axis=0), 0.0, 1.0)  # float32 weights
     k = np.asarray(loo.pareto_k).reshape(-1)
-    log_scale = getattr(law, "link", "log") == "log"
+    log_scale = law.link == "log"
     centre = np.median(mu, axis=0)
     table = pd.DataFrame({"run": np.arange(1, len(runs) + 1), **inputs})
     table["loss"] = runs.loss

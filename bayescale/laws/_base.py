@@ -80,6 +80,10 @@ class Law(ABC):
     #: The likelihood's scale: Student-t on the log of the target (``log``), or on the target itself.
     link: str = "log"
 
+    #: Whether the law is a user's formula over any columns (:mod:`bayescale.laws.formula`), whose
+    #: runs have only its own inputs; the built-in families speak N, D, C and U.
+    is_formula: bool = False
+
     @property
     def key(self) -> str:
         """What a saved fit stores to rebuild the law with :func:`bayescale.laws.get_law` (its name)."""

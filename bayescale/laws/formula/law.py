@@ -80,6 +80,8 @@ class FormulaLaw(Law):
 
     exponents: tuple[str, ...] = ()
 
+    is_formula = True
+
     def __init__(
         self,
         formula: str,
