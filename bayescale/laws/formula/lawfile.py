@@ -115,27 +115,19 @@ def from_options(
     """
     from bayescale.laws.formula.runs import prepare
 
-    spec, df, origin = _resolve(source, law, law_file, target, cost, link, params, inputs, priors)
+    spec, df, origin = _resolve(
+        source, law=law, law_file=law_file, target=target, cost=cost, link=link, params=params, inputs=inputs,
+        priors=priors,
+    )  # fmt: skip
     return prepare(df, **spec, k=k, origin=origin)
 
 
-def by_group(
-    source: str | Path,
-    column: str,
-    *,
-    law: str | None = None,
-    law_file: str | Path | None = None,
-    target: str | None = None,
-    cost: str | None = None,
-    link: str | None = None,
-    params: Sequence[str] | None = None,
-    inputs: Mapping[str, str] | None = None,
-    priors: Mapping[str, Any] | None = None,
-    k: float = 6.0,
-) -> dict[str, tuple[Any, Any]]:
+def by_group(source: str | Path, column: str, *, k: float = 6.0, **options: Any) -> dict[str, tuple[Any, Any]]:
     """:func:`from_options` for each group of rows by ``column`` (``fit --law ... --group COLUMN``):
-    one law and runs per group, in order of first appearance. The whole table is checked first
-    (messages name its rows); every group gets the likelihood's scale the whole table gets.
+    one law and runs per group, in order of first appearance. ``options``: :func:`from_options`'s
+    keywords (``law``, ``law_file``, ``target``, ``cost``, ``link``, ``params``, ``inputs``, ``priors``).
+    The whole table is checked first (messages name its rows); every group gets the likelihood's scale
+    the whole table gets.
 
     Raises
     ------
@@ -146,7 +138,7 @@ def by_group(
     from bayescale.errors import BayescaleError, RunsError
     from bayescale.laws.formula.runs import prepare
 
-    spec, df, (where, offset) = _resolve(source, law, law_file, target, cost, link, params, inputs, priors)
+    spec, df, (where, offset) = _resolve(source, **options)
     if column not in df.columns:
         raise RunsError(f"--group {column!r}: {where} has no such column; columns found: {', '.join(df.columns)}")
     if column in parse(spec["formula"]).names():
@@ -194,14 +186,15 @@ def group_labels(values: Any) -> Any:
 
 def _resolve(
     source: str | Path,
-    law: str | None,
-    law_file: str | Path | None,
-    target: str | None,
-    cost: str | None,
-    link: str | None,
-    params: Sequence[str] | None,
-    inputs: Mapping[str, str] | None,
-    priors: Mapping[str, Any] | None,
+    *,
+    law: str | None = None,
+    law_file: str | Path | None = None,
+    target: str | None = None,
+    cost: str | None = None,
+    link: str | None = None,
+    params: Sequence[str] | None = None,
+    inputs: Mapping[str, str] | None = None,
+    priors: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], Any, tuple[str, int]]:
     """``prepare``'s keyword arguments, the table (inputs renamed) and its origin for messages."""
     from bayescale.laws.formula.builtins import BUILTINS
