@@ -39,6 +39,12 @@ BUILTINS: dict[str, Builtin] = {
         "Clark et al. 2022, Unified scaling laws for routed language models (log L bilinear in log N, log E)",
         "N * X",
     ),
+    "moe_granular": Builtin(
+        "c + (g / G^gamma + a) / N^alpha + b / D^beta",
+        {"N": "active non-embedding parameters", "D": "training tokens", "G": "granularity (d_ff / d_expert)"},
+        "Krajewski et al. 2024, Scaling laws for fine-grained mixture of experts",
+        "6 * N * D",
+    ),
     "vocab": Builtin(
         "-E + A1 / N^alpha1 + A2 / V^alpha2 + B / H^beta",
         {"N": "non-vocabulary parameters", "V": "vocabulary size", "H": "training characters"},
