@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -275,10 +275,29 @@ def fit_law(
     ``settings`` holds the sampler settings (see :func:`_sample_checked`); ``checked`` the
     parameters whose convergence is judged.
     """
+    from bayescale import chain_stacking
+
+    chains, draws = int(settings["chains"]), int(settings["draws"])
+
+    def with_log_likelihood(idata: xr.DataTree) -> xr.DataTree:
+        if "log_likelihood" not in idata.children:
+            idata["log_likelihood"] = log_likelihood(law, runs, idata["posterior"].to_dataset(), priors)
+        return idata
+
+    def rescue(idata: xr.DataTree) -> xr.DataTree | None:
+        # chains that settled in separate modes: when stacking drops the poor ones and the kept chains pass,
+        # the retry (smaller steps, more draws: minutes on a multimodal law) cannot do better
+        if chains < 2:
+            return None
+        idata = with_log_likelihood(idata)
+        stacked = chain_stacking.stack_chains(idata["log_likelihood"].to_dataset())
+        if stacked.dropped and _stage_ok(chain_stacking.kept_chains(idata, stacked), checked, chains, draws):
+            return idata
+        return None
+
     model = law_stage(law, runs, priors, settings["sampler"])
-    idata = _sample_checked(model, settings, checked, "the law", low_rank=True)
-    idata["log_likelihood"] = log_likelihood(law, runs, idata["posterior"].to_dataset(), priors)
-    if int(settings["chains"]) > 1 and not _stage_ok(idata, checked, settings["chains"], settings["draws"]):
+    idata = with_log_likelihood(_sample_checked(model, settings, checked, "the law", low_rank=True, rescue=rescue))
+    if chains > 1 and not _stage_ok(idata, checked, chains, draws):
         return _stacked(idata, law, runs, priors, settings)
     return assemble(idata, law, runs, priors, settings)
 
@@ -421,14 +440,22 @@ def _thin(idata: xr.DataTree, thin: int) -> xr.DataTree:
     return idata
 
 
-def _sample_checked(model: Any, stage: Mapping[str, Any], checked: list[str], what: str, low_rank: bool) -> xr.DataTree:
+def _sample_checked(
+    model: Any,
+    stage: Mapping[str, Any],
+    checked: list[str],
+    what: str,
+    low_rank: bool,
+    rescue: Callable[[xr.DataTree], xr.DataTree | None] | None = None,
+) -> xr.DataTree:
     """Sample one stage; when its chains fail their diagnostics, sample it once more at 0.99.
 
     ``stage`` holds the sampler settings (sampler, draws, tune, chains, seed, target_accept,
     progress, retry). The retry -- smaller steps through the narrow, curved posteriors of
     ladders with few sizes, twice the tuning, and draws thinned by 2 to 8 by how short the
     first attempt's ESS fell (:func:`_retry_thin`) -- is taken only when ``retry`` is true and
-    ``target_accept`` is below :data:`RETRY_TARGET_ACCEPT`.
+    ``target_accept`` is below :data:`RETRY_TARGET_ACCEPT`, and ``rescue`` (given the first attempt)
+    returns None: a rescue that returns draws (the law's chains stacked, see :func:`fit_law`) ends it.
     """
 
     def run(tune: int, target_accept: float, thin: int = 1) -> xr.DataTree:
@@ -444,6 +471,10 @@ def _sample_checked(model: Any, stage: Mapping[str, Any], checked: list[str], wh
         and target_accept < RETRY_TARGET_ACCEPT
         and not _stage_ok(idata, checked, stage["chains"], stage["draws"])
     ):
+        rescued = rescue(idata) if rescue is not None else None
+        if rescued is not None:
+            log.info("%s: the chains disagree; stacked, the kept chains pass their checks: no retry", what)
+            return rescued
         thin = _retry_thin(idata, checked, stage["chains"])
         log.info(
             "%s: the chains did not converge at target_accept %.2f; sampling again at %.2f (smaller steps, "

@@ -112,3 +112,29 @@ def test_fit_law_drops_a_chain_stuck_in_a_bad_mode(real_fit, monkeypatch) -> Non
     assert sigma.shape == post["sigma"].shape
     assert sigma.max() < post["sigma"][:3].max() + 1e-12  # no draw of the dropped chain
     assert fit.diagnostics.ok  # the three kept chains agree
+
+
+def test_a_stacked_first_attempt_that_passes_skips_the_retry(real_fit, monkeypatch) -> None:
+    """The retry cannot merge separated modes: when stacking rescues the first attempt, it is not taken."""
+    from bayescale import sampling
+    from bayescale.model import NOISE_PARAMS
+
+    law, runs, priors = real_fit.law, real_fit.runs, real_fit.priors
+    names = [n for n in (*law.params, *NOISE_PARAMS) if n in real_fit.posterior]
+    post = real_fit.posterior[names].copy(deep=True)
+    post["sigma"][3] = post["sigma"][3] * 10.0
+    bad = xr.DataTree.from_dict({"/posterior": post, "/sample_stats": real_fit.tree["sample_stats"].to_dataset()})
+    calls = []
+
+    def fake_sample(*args, **kwargs):
+        calls.append(kwargs.get("thin", 1))
+        return bad.copy()
+
+    monkeypatch.setattr(sampling, "_sample", fake_sample)
+    monkeypatch.setattr(sampling, "law_stage", lambda *args, **kwargs: None)
+    settings = {"sampler": "nutpie", "draws": post.sizes["draw"], "tune": 10, "chains": 4, "seed": 3,
+                "target_accept": 0.9, "progress": False, "retry": True}  # fmt: skip
+    checked = [n for n in law.params if n in post] + list(NOISE_PARAMS)
+    fit = sampling.fit_law(law, runs, priors, settings, checked)
+    assert calls == [1]  # the first attempt only
+    assert fit.diagnostics.ok and "chain_weights" in fit.tree.attrs
