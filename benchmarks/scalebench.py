@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         small = [r for r in ok if r["params"] <= 10]
         print(f"POOLED laws: bayescale R2 >= least squares' on {strict}/{len(ok)} ({better} within 0.001); "
               f"fits that warned {warned}/{len(ok)} ({sum(r['warned'] for r in small)}/{len(small)} of laws with "
-              f"<= 10 parameters); failed {len(results) - len(ok)}")  # fmt: skip
+              f"<= 10 parameters); failed {sum("failed" in r for r in results)}")  # fmt: skip
     if chosen_rows:
         inside = sum(r["inside"] for r in chosen_rows)
         n = sum(r["n"] for r in chosen_rows)
