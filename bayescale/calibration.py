@@ -23,6 +23,25 @@ largest x. A prediction that extends beyond the full runs' largest x by more tha
 rest, as on a ladder whose largest budgets are over-trained small models -- is an
 extrapolation the split did not test, and the split says nothing about it: there the band
 is the model's own (scale 1, discrepancy included), neither narrowed nor widened.
+
+How far a prediction reaches also counts on its own. A law that fits its runs well can
+still bend away from the truth far beyond them, and its own band (parameter uncertainty,
+discrepancy, noise) grows more slowly with distance than that misfit does: measured on
+ladders whose largest models were held out (Chinchilla's, Farseer's), the error of the
+median grew about linearly with the distance in log N, the band barely. So the predictive
+gets a floor that grows with how far a point lies beyond the runs: along each positive input x
+of the law, ``d_x`` is how far its log lies outside the runs' range (0 inside), and the band's
+standard deviation in log loss is at least ``sqrt(sum_x g_x^2 d_x^2)`` -- a band already wider
+(a fit whose runs are noisy, or whose parameters are loose) is left as it is, a band narrower is
+topped up in quadrature (:func:`bayescale.predict.widen_to`). The growth ``g_x`` per input -- a
+law may extrapolate well in D and badly in N -- is learned with ``s`` from the same held-out
+runs, whose distances beyond the re-fit's runs are known:
+``r_i ~ Normal(0, max(s^2 h_i^2, sum_x g_x^2 d_ix^2))`` with ``h_i`` the band's standard
+deviation, ``g_x ~ HalfNormal(GROWTH_PRIOR_SD)``. Held-out runs that went no further along x
+than the re-fit's say nothing about ``g_x``: the prior then keeps a far extrapolation along x
+from being as sure as a near one. The prior's scale was chosen on the development sets
+(``benchmarks/reach_tasks.py``, ``dev_tasks.py``, the small ladders, ../shared/tasks; figures in
+docs/calibration.md).
 """
 
 from __future__ import annotations
@@ -32,6 +51,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.special import ndtri
 
 from bayescale.data import INPUTS, Runs
 from bayescale.stats import median_along
@@ -44,6 +64,14 @@ PRIOR_SD = 0.5
 Z90 = 1.6448536269514722
 #: Grid of log s for the posterior mode.
 LOG_S_GRID = np.linspace(-2.5, 2.5, 1001)
+#: Prior standard deviation (half-normal) of the misfit's growth per log unit of distance beyond the runs.
+GROWTH_PRIOR_SD = 0.01
+#: Prefix of the calibration table's columns of the held-out runs' distances beyond the re-fit's runs.
+DISTANCE = "distance_"
+#: Stratified draws of the growth per input from its prior, weighted by the held-out runs.
+GROWTH_DRAWS = 512
+#: Grid of log s for the joint posterior with the growth.
+JOINT_LOG_S_GRID = np.linspace(-2.5, 2.5, 201)
 
 
 def standardized_errors(
@@ -83,6 +111,83 @@ def scale_draws(z: np.ndarray, n: int, rng: np.random.Generator, prior_sd: float
     return np.exp(rng.choice(LOG_S_GRID, size=n, p=log_scale_posterior(z, prior_sd)))
 
 
+def _growth_prior_draws(k: int, unit: float) -> np.ndarray:
+    """:data:`GROWTH_DRAWS` stratified draws (M, k) of the growth per input from its half-normal prior (fixed)."""
+    if k == 0:
+        return np.zeros((GROWTH_DRAWS, 0))
+    rng = np.random.default_rng(0)  # a Latin hypercube: each input's prior in GROWTH_DRAWS equal strata
+    u = (np.argsort(rng.random((k, GROWTH_DRAWS)), axis=1).T + rng.random((GROWTH_DRAWS, k))) / GROWTH_DRAWS
+    return unit * GROWTH_PRIOR_SD * ndtri(0.5 + 0.5 * u)  # half-normal quantiles
+
+
+def scale_growth_posterior(
+    z: np.ndarray, halfwidth: np.ndarray, distances: np.ndarray, unit: float = 1.0, prior_sd: float = PRIOR_SD
+) -> tuple[np.ndarray, np.ndarray]:
+    """Joint posterior of the band scale s and the misfit's growth per input ``g``.
+
+    ``z``: the held-out runs' standardized errors; ``halfwidth``: their bands' half-widths on the
+    side they fell (in the likelihood's units); ``distances`` (n, k): how far each lies beyond the
+    re-fit's runs along each of k inputs (:func:`distances_beyond`). ``unit`` scales the growth to the
+    target (1 for a log link). Model: ``r_i ~ Normal(0, max(s^2 h_i^2, sum_x g_x^2 d_ix^2))`` with
+    ``h_i`` the half-width over :data:`Z90` and ``r_i = z_i h_i`` (the model of :func:`bayescale.predict.widen_to`);
+    log s on :data:`JOINT_LOG_S_GRID`,
+    ``g`` at stratified draws from its prior (equal prior weights).
+
+    Returns
+    -------
+    (p, g) : arrays (S grid, M), (M, k)
+        Posterior probabilities of each (log s, g draw) pair, and the growth draws.
+    """
+    z, halfwidth = np.asarray(z, dtype=float), np.asarray(halfwidth, dtype=float)
+    distances = np.asarray(distances, dtype=float)
+    distances = distances[:, None] if distances.ndim == 1 else distances
+    g = _growth_prior_draws(distances.shape[1], unit)
+    ok = np.isfinite(z) & np.isfinite(halfwidth) & np.isfinite(distances).all(axis=1)
+    h = np.maximum(halfwidth[ok], 1e-12) / Z90
+    r, extra = z[ok] * h, distances[ok] ** 2 @ (g**2).T  # (n, M)
+    s2 = np.exp(2 * JOINT_LOG_S_GRID)[:, None, None]
+    log_post = np.empty((JOINT_LOG_S_GRID.size, len(g)))
+    step = max(1, int(2e7 // (JOINT_LOG_S_GRID.size * max(len(r), 1))))
+    for start in range(0, len(g), step):
+        var = np.maximum(s2 * h[None, :, None] ** 2, extra[None, :, start : start + step])
+        log_post[:, start : start + step] = (-0.5 * np.log(var) - 0.5 * r[None, :, None] ** 2 / var).sum(axis=1)
+    log_post += -0.5 * (JOINT_LOG_S_GRID[:, None] / prior_sd) ** 2
+    p = np.exp(log_post - log_post.max())
+    return p / p.sum(), g
+
+
+def scale_growth_draws(
+    z: np.ndarray, halfwidth: np.ndarray, distances: np.ndarray, n: int, rng: np.random.Generator, unit: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` joint posterior draws of the band scale s (n,) and the growth per input g (n, k)
+    (:func:`scale_growth_posterior`). Without finite held-out errors: s = 1 and g from its prior."""
+    p, g = scale_growth_posterior(z, halfwidth, distances, unit)
+    if not np.isfinite(np.asarray(z, dtype=float)).any():  # no calibration: the band's own scale
+        return np.ones(n), g[rng.integers(len(g), size=n)]
+    flat = rng.choice(p.size, size=n, p=p.ravel())
+    i, m = np.unravel_index(flat, p.shape)
+    return np.exp(JOINT_LOG_S_GRID[i]), g[m]
+
+
+def input_ranges(runs: Runs, inputs: tuple[str, ...]) -> dict[str, tuple[float, float]]:
+    """The runs' range of log x for each positive input x among ``inputs`` (linear inputs left out)."""
+    return {
+        x: (float(runs.log(x).min()), float(runs.log(x).max())) for x in inputs if runs.has(x) and x not in runs.linear
+    }
+
+
+def distances_beyond(ranges: Mapping[str, tuple[float, float]], points: Mapping[str, np.ndarray]) -> np.ndarray:
+    """How far each point lies outside the runs' ranges (:func:`input_ranges`) along each input, in log x
+    (0 inside): shape (n, k), the columns in the order of ``ranges``."""
+    n = len(next(iter(points.values())))
+    out = np.zeros((n, len(ranges)))
+    for j, (x, (lo, hi)) in enumerate(ranges.items()):
+        if x in points:
+            lx = np.log(np.asarray(points[x], dtype=float))
+            out[:, j] = np.maximum(lx - hi, 0.0) + np.maximum(lo - lx, 0.0)
+    return out
+
+
 def reach_of(train: np.ndarray, test: np.ndarray) -> float:
     """How far the held-out values ``test`` extend beyond the training values ``train`` (0 if no further)."""
     return float(max(0.0, np.max(test) - np.max(train)))
@@ -112,13 +217,27 @@ def untested(runs: Runs, points: Mapping[str, np.ndarray], reach: Mapping[str, f
 
 @dataclass(frozen=True)
 class PointScales:
-    """Band scales per draw and point, stored as the draws (S,) and the untested points (n,).
+    """Band scales per draw and point, stored as the draws (S,) and the untested points (n,); with the
+    misfit's growth per draw (S,) and each point's distance beyond the runs (n,).
 
-    The (n, S) array is built chunk by chunk (:meth:`at`), never whole.
+    The (n, S) arrays are built chunk by chunk (:meth:`at`, :meth:`spread`), never whole.
     """
 
     draws: np.ndarray
     untested: np.ndarray
+    growth: np.ndarray | None = None  # (S, k)
+    distance: np.ndarray | None = None  # (n, k)
+
+    def spread(self, points: slice = slice(None), dtype: type = float) -> np.ndarray | None:
+        """Standard deviation of the misfit that grows with distance, (n, S), for the ``points`` slice:
+        ``sqrt(sum_x d_x^2 g_x^2)`` with the growth draws (S, k) and distances (n, k); None where it is 0
+        throughout (no growth, or every point within the runs' ranges)."""
+        if self.growth is None or self.distance is None:
+            return None
+        d = self.distance[points]
+        if not np.any(d > 0):
+            return None
+        return np.sqrt(d**2 @ (self.growth**2).T).astype(dtype)
 
     def at(self, points: slice = slice(None), dtype: type = float) -> np.ndarray:
         """Scales for the ``points`` slice: the draws, and 1 where the split did not test.
@@ -132,9 +251,20 @@ class PointScales:
         return np.where(untested[:, None], 1.0, self.draws[None, :]).astype(dtype)
 
 
-def point_scales(draws: np.ndarray, untested_points: np.ndarray) -> PointScales:
-    """Scale per draw and point: the draws, and 1 where the split did not test."""
-    return PointScales(np.asarray(draws, dtype=float), np.asarray(untested_points, dtype=bool))
+def point_scales(
+    draws: np.ndarray,
+    untested_points: np.ndarray,
+    growth: np.ndarray | None = None,
+    distance: np.ndarray | None = None,
+) -> PointScales:
+    """Scale per draw and point: the draws, and 1 where the split did not test; with the growth's
+    draws and the points' distances beyond the runs, the misfit that grows with distance."""
+    return PointScales(
+        np.asarray(draws, dtype=float),
+        np.asarray(untested_points, dtype=bool),
+        None if growth is None else np.asarray(growth, dtype=float),
+        None if distance is None else np.asarray(distance, dtype=float),
+    )
 
 
 def rescale(log_draws: np.ndarray, scale: float | np.ndarray, axis: int = 0) -> np.ndarray:
@@ -156,17 +286,28 @@ def rescale(log_draws: np.ndarray, scale: float | np.ndarray, axis: int = 0) -> 
     return out
 
 
-def heldout_errors(fit: Any, test: Runs) -> np.ndarray:
-    """Standardized errors of the held-out runs ``test`` under ``fit``'s 90% predictive bands.
+def heldout_evidence(fit: Any, test: Runs) -> dict[str, np.ndarray]:
+    """What the held-out runs ``test`` say about ``fit``'s bands: standardized errors ``z``, the
+    bands' ``halfwidth`` on the side each run fell (likelihood units) and, per positive input x of the
+    law, ``distance_x``: how far each run lies beyond ``fit``'s runs along x (:func:`distances_beyond`).
 
-    ``fit`` is a :class:`~bayescale.result.ScalingFit` of the training runs. Independent
-    deviates per held-out run: their Monte Carlo errors average out in the pooled errors.
+    ``fit`` is a :class:`~bayescale.result.ScalingFit` of the training runs. Independent deviates per
+    held-out run: their Monte Carlo errors average out in the pooled errors.
     """
     pred = fit.predict(points={x: test.values(x) for x in test.inputs}, interval=0.9, independent=True)
     law = fit.law
-    return standardized_errors(
-        law.observed(test.loss),
-        law.observed(pred["median"].to_numpy()),
-        law.observed(pred["lower"].to_numpy()),
-        law.observed(pred["upper"].to_numpy()),
-    )
+    y, med = law.observed(test.loss), law.observed(pred["median"].to_numpy())
+    lower, upper = law.observed(pred["lower"].to_numpy()), law.observed(pred["upper"].to_numpy())
+    ranges = input_ranges(fit.runs, law.inputs)
+    d = distances_beyond(ranges, {x: test.values(x) for x in ranges})
+    return {
+        "z": standardized_errors(y, med, lower, upper),
+        "halfwidth": np.where(y > med, upper - med, med - lower),
+        **{f"{DISTANCE}{x}": d[:, j] for j, x in enumerate(ranges)},
+    }
+
+
+def growth_unit(law: Any, runs: Runs) -> float:
+    """The target's scale for the growth of the misfit: 1 on a log link (log loss), else the runs'
+    median absolute target."""
+    return 1.0 if law.link == "log" else float(np.median(np.abs(runs.loss))) or 1.0

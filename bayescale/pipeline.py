@@ -268,7 +268,7 @@ def _store_calibration(result: ScalingFit, lfo: Mapping[str, Any]) -> None:
     """The band scale from the re-fit's held-out errors, stored in the result's tree (group ``calibration``,
     attr ``band_scale``)."""
     scale = calibration.band_scale(lfo["z"])
-    result.tree["calibration"] = xr.Dataset({k: ("heldout", lfo[k]) for k in ("z", "C")})
+    result.tree["calibration"] = xr.Dataset({k: ("heldout", v) for k, v in lfo.items() if k != "reach"})
     result.tree.attrs["band_scale"] = scale
     result.tree.attrs["calibration_reach"] = json.dumps(lfo["reach"])
     if not lfo["z"].size:
@@ -287,15 +287,18 @@ def _store_calibration(result: ScalingFit, lfo: Mapping[str, Any]) -> None:
 def leave_future_out(
     runs: Runs, law: str | Law, priors: Mapping[str, Any] | None, min_runs: int, fit_kwargs: Mapping[str, Any]
 ) -> dict[str, np.ndarray]:
-    """Re-fit below the compute cutoff and return the held-out runs' standardized errors.
+    """Re-fit below the compute cutoff and return what the held-out runs say about the bands.
 
-    Returns empty arrays when holding out would leave fewer than ``min_runs`` runs.
+    Returns the held-out runs' standardized errors ``z``, their bands' ``halfwidth`` and ``distance``
+    beyond the re-fit's runs (:func:`bayescale.calibration.heldout_evidence`), their compute ``C`` and
+    the split's ``reach``; empty arrays when holding out would leave fewer than ``min_runs`` runs.
     """
     held = holdout_top_compute(runs, calibration.HOLDOUT)
     if (~held).sum() < min_runs:
-        return {"z": np.empty(0), "C": np.empty(0), "reach": {}}
+        empty = np.empty(0)
+        return {"z": empty, "halfwidth": empty, "distance": empty, "C": empty, "reach": {}}
     train, test = runs.subset(~held), runs.subset(held)
     sub = _fit_stages(train, law, priors, **fit_kwargs)  # not checked: its spread is what is used
-    z = calibration.heldout_errors(sub, test)
+    evidence = calibration.heldout_evidence(sub, test)
     C = test.values("C") if test.has("C") else np.full(len(test), np.nan)
-    return {"z": z, "C": C, "reach": calibration.split_reach(train, test)}
+    return {**evidence, "C": C, "reach": calibration.split_reach(train, test)}

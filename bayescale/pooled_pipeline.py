@@ -126,10 +126,9 @@ def fit_pooled(
             for name, fit in fits.items():
                 # the group's own held-out runs; a group that held none out takes all groups'
                 own = lfo["z"][name].size > 0
-                z = lfo["z"][name] if own else np.concatenate(list(lfo["z"].values()))
-                C = lfo["C"][name] if own else np.concatenate(list(lfo["C"].values()))
-                fit.tree["calibration"] = xr.Dataset({"z": ("heldout", z), "C": ("heldout", C)})
-                fit.tree.attrs["band_scale"] = calibration.band_scale(z)
+                held = {k: v[name] if own else np.concatenate(list(v.values())) for k, v in lfo.items() if k != "reach"}
+                fit.tree["calibration"] = xr.Dataset({k: ("heldout", v) for k, v in held.items()})
+                fit.tree.attrs["band_scale"] = calibration.band_scale(held["z"])
                 fit.tree.attrs["calibration_reach"] = json.dumps(lfo["reach"][name])
             log.info(
                 "band scales %s from %d held-out runs",
@@ -207,18 +206,25 @@ def _calibration_refit(
     # data-scaled priors from the training runs only (the families, hence the compiled model, stay)
     train_resolved = {n: resolve_priors(law, r, priors, settings["prior_set"]) for n, r in train.items()}
     fits, _ = _law_stage(law, train, train_resolved, refit_settings, centred)  # the fit's parametrisation: no recompile
-    zs, Cs, reach = {}, {}, {}
+    # every group's table has the same columns: z, halfwidth, a distance per positive input, C
+    columns = [
+        "z",
+        "halfwidth",
+        *(calibration.DISTANCE + x for x in calibration.input_ranges(next(iter(groups.values())), law.inputs)),
+    ]
+    out: dict[str, dict[str, Any]] = {k: {} for k in (*columns, "C", "reach")}
     for i, (name, fit) in enumerate(fits.items()):
         t = test[name]
-        reach[name] = calibration.split_reach(train[name], t) if len(t) else {}
-        zs[name], Cs[name] = np.empty(0), np.empty(0)
+        out["reach"][name] = calibration.split_reach(train[name], t) if len(t) else {}
+        for k in (*columns, "C"):
+            out[k][name] = np.empty(0)
         if not len(t):
             continue
         if discrepancy:
             sampling.fit_discrepancy(fit, train[name], law, _group_settings(refit_settings, i))
-        zs[name] = calibration.heldout_errors(fit, t)
-        Cs[name] = t.values("C") if t.has("C") else np.full(len(t), np.nan)
-    return {"z": zs, "C": Cs, "reach": reach}
+        out.update({k: {**out[k], name: v} for k, v in calibration.heldout_evidence(fit, t).items()})
+        out["C"][name] = t.values("C") if t.has("C") else np.full(len(t), np.nan)
+    return out
 
 
 def _assemble(

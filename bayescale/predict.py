@@ -13,7 +13,7 @@ import pandas as pd
 from scipy.special import ndtri, stdtrit
 from threadpoolctl import threadpool_limits
 
-from bayescale.calibration import PointScales, rescale
+from bayescale.calibration import Z90, PointScales, rescale
 from bayescale.errors import PredictionError
 from bayescale.laws import Law
 from bayescale.stats import log_interval_stats
@@ -129,7 +129,9 @@ def log_draws(
     With a fitted ``discrepancy`` (:mod:`bayescale.discrepancy`), its draws are added to the
     law's and the new-run noise is the discrepancy stage's; without, the law's noise. A band
     ``scale`` other than 1 (:mod:`bayescale.calibration`; one per draw (S,), or per draw and
-    point as :class:`~bayescale.calibration.PointScales`) scales the draws about their median.
+    point as :class:`~bayescale.calibration.PointScales`) scales the draws about their median;
+    the latter's misfit that grows with distance beyond the runs is then added (a normal deviate
+    per draw times its standard deviation, to the law's draws and a new run's alike).
 
     Each point's draws are exact draws of its own predictive distribution. Points share
     *common random numbers*: within one posterior draw, every point gets the same new-run
@@ -179,9 +181,26 @@ def log_draws(
             u = np.clip(own.random(mu.shape), np.finfo(float).tiny, None)
             new = mu + (sigma[None, :] * stdtrit(nu[None, :], u)).astype(DTYPE)
         s = scale.at(sl, DTYPE) if isinstance(scale, PointScales) else scale
-        return rescale(mu, s, axis=1).T, rescale(new, s, axis=1).T
+        mu, new = rescale(mu, s, axis=1), rescale(new, s, axis=1)
+        spread = scale.spread(sl, DTYPE) if isinstance(scale, PointScales) else None
+        if spread is not None:  # the misfit that grows with distance: of the law, so both alike
+            eps = drift[None, :] if own is None else own.standard_normal(mu.shape).astype(DTYPE)
+            mu, new = widen_to(mu, spread, eps), widen_to(new, spread, eps)
+        return mu.T, new.T
 
+    # one stratified deviate per draw for the misfit's growth (drawn after the chunks' streams)
+    grows = isinstance(scale, PointScales) and scale.growth is not None
+    drift = ndtri(stratified_uniforms(S, rng)).astype(DTYPE) if grows else None
     yield from ordered_map(chunk, slices, rngs)
+
+
+def widen_to(draws: np.ndarray, spread: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """Draws (n, S) widened so that their spread is at least ``spread`` (n, S): a band's own standard
+    deviation (its 90% width over 2 x 1.645) that falls short of ``spread`` is topped up with
+    ``eps`` (n, S or 1, S) times the shortfall in quadrature; a wider band is left as it is."""
+    lo, hi = np.quantile(draws, [0.05, 0.95], axis=1, keepdims=True)
+    own = (hi - lo) / (2 * Z90)
+    return draws + np.sqrt(np.maximum(spread**2 - own**2, 0.0)).astype(draws.dtype) * eps
 
 
 def stratified_uniforms(n: int, rng: np.random.Generator) -> np.ndarray:

@@ -291,6 +291,18 @@ def _sections(
         )
     else:
         calib.append("The fit was not calibrated (--no-calibrate).")
+    if z is not None and fit._scale_growth[1] is not None:
+        from bayescale.calibration import GROWTH_PRIOR_SD
+
+        unit = "in log loss" if fit.law.link == "log" else f"in {fit.runs.target}"
+        _, g, inputs = fit._scale_growth
+        growth = ", ".join(f"{x} {v:.2g}" for x, v in zip(inputs, np.median(g, axis=0), strict=True))
+        calib.append(
+            "Beyond the runs' ranges the band is at least as wide as a misfit whose standard deviation grows "
+            f"{unit} per e-fold of extrapolation along each input by {growth} (posterior medians; half-normal "
+            f"prior of scale {GROWTH_PRIOR_SD:g}), learned with the scale from how far the held-out runs lay beyond "
+            "the re-fit's."
+        )
     sections.append(("Calibration", calib))
     if comparison is not None:
         sections.append(

@@ -297,16 +297,36 @@ class ScalingFit:
         """Band scale per posterior draw and point, seeded from the fit (1 if not calibrated).
 
         Draws of the scale's posterior; 1 at points beyond what the calibration split
-        tested (:func:`bayescale.calibration.untested`).
+        tested (:func:`bayescale.calibration.untested`); with the misfit's growth beyond the
+        runs, drawn jointly with the scale, and each point's distance beyond them.
         """
         if "calibration" not in self.tree.children:
             return 1.0
-        from bayescale.calibration import point_scales, scale_draws, untested
+        from bayescale import calibration as cal
 
-        z = self.tree["calibration"].to_dataset()["z"].to_numpy()
-        draws = scale_draws(z, len(self.draws("sigma")), np.random.default_rng([self.seed, 2]))
         reach = json.loads(self.tree.attrs.get("calibration_reach", "{}"))
-        return point_scales(draws, untested(self.runs, points, reach))
+        untested = cal.untested(self.runs, points, reach)
+        s, g, inputs = self._scale_growth
+        if g is None:
+            return cal.point_scales(s, untested)
+        ranges = cal.input_ranges(self.runs, inputs)
+        return cal.point_scales(s, untested, g, cal.distances_beyond(ranges, points))
+
+    @cached_property
+    def _scale_growth(self) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]]:
+        """Posterior draws of the band scale (S,) and of the misfit's growth per input (S, k), seeded from
+        the fit, and those k inputs (growth None for fits saved before it was learned)."""
+        from bayescale import calibration as cal
+
+        held = self.tree["calibration"].to_dataset()
+        z = held["z"].to_numpy()
+        S, rng = len(self.draws("sigma")), np.random.default_rng([self.seed, 2])
+        inputs = tuple(str(v).removeprefix(cal.DISTANCE) for v in held.data_vars if str(v).startswith(cal.DISTANCE))
+        if "halfwidth" not in held:
+            return cal.scale_draws(z, S, rng), None, ()
+        d = np.column_stack([held[cal.DISTANCE + x].to_numpy() for x in inputs]) if inputs else np.zeros((z.size, 0))
+        s, g = cal.scale_growth_draws(z, held["halfwidth"].to_numpy(), d, S, rng, cal.growth_unit(self.law, self.runs))
+        return s, g, inputs
 
     @cached_property
     def discrepancy(self) -> Fitted | None:

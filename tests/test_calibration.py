@@ -53,7 +53,7 @@ def test_fit_stores_the_calibration(mock_sampler, demo_runs):
         plain = bs.fit(demo_runs, seed=2, calibrate=False)
     assert "calibration" in result.tree.children and "band_scale" in result.tree.attrs
     table = result.tree["calibration"].to_dataset()
-    assert set(table.data_vars) == {"z", "C"}
+    assert set(table.data_vars) == {"z", "C", "halfwidth", "distance_N", "distance_D"}
     from bayescale.splits import holdout_top_compute
 
     top = holdout_top_compute(demo_runs, cal.HOLDOUT)  # the runs the re-fit leaves out: the top 20% by compute
@@ -167,3 +167,101 @@ def test_reach_and_beyond_it_are_one_rule_for_every_input():
     assert cal.reach_of(np.array([1.0, 2.0]), np.array([2.5, 1.5])) == 0.5
     assert cal.reach_of(np.array([1.0, 2.0]), np.array([1.5])) == 0.0
     np.testing.assert_array_equal(cal.beyond_reach(np.array([2.4, 2.5, 2.6]), 2.0, 0.5), [False, False, True])
+
+
+def test_distances_beyond_are_zero_inside_and_per_input_outside():
+    ranges = {"N": (np.log(1e8), np.log(1e9)), "D": (np.log(1e9), np.log(1e11))}
+    points = {
+        "N": np.array([5e8, 1e9 * np.e**2, 1e9 * np.e**3, 1e8 / np.e]),
+        "D": np.array([1e10, 1e10, 1e11 * np.e**4, 1e10]),
+    }
+    np.testing.assert_allclose(cal.distances_beyond(ranges, points), [[0, 0], [2, 0], [3, 4], [1, 0]])
+
+
+def test_input_ranges_leave_linear_inputs_out(demo_runs):
+    import dataclasses
+
+    ranges = cal.input_ranges(demo_runs, ("N", "D"))
+    assert list(ranges) == ["N", "D"]
+    assert ranges["N"] == pytest.approx((np.log(demo_runs.values("N")).min(), np.log(demo_runs.values("N")).max()))
+    assert list(cal.input_ranges(dataclasses.replace(demo_runs, linear=frozenset({"D"})), ("N", "D"))) == ["N"]
+
+
+def _growth_medians(p: np.ndarray, g: np.ndarray) -> np.ndarray:
+    w = p.sum(axis=0)
+    order = np.argsort(g, axis=0)
+    return np.array([g[order[:, j], j][np.searchsorted(np.cumsum(w[order[:, j]]), 0.5)] for j in range(g.shape[1])])
+
+
+def _errors(d: np.ndarray, growth: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    h = np.full(len(d), 0.01)  # 90% half-width 1% of log loss: the band's own sd 0.6%
+    r = np.random.default_rng(seed).normal(0, np.sqrt(np.maximum((h / cal.Z90) ** 2, d**2 @ growth**2)))
+    return cal.Z90 * r / h, h
+
+
+def test_growth_is_learned_per_input_from_errors_that_grow_with_distance():
+    rng = np.random.default_rng(3)
+    d = np.column_stack([rng.uniform(0, 3, 400), rng.uniform(0, 3, 400)])  # beyond in N and D
+    z, h = _errors(d, np.array([0.015, 0.002]), 3)  # misfit growing 1.5% per e-fold along N, little along D
+    medians = _growth_medians(*cal.scale_growth_posterior(z, h, d))
+    assert medians[0] == pytest.approx(0.015, rel=0.25)
+    assert medians[1] < cal.GROWTH_PRIOR_SD * 0.6745  # below the prior's median
+    # the same errors at distance 0 leave the growth to its prior and put all the spread in s
+    medians0 = _growth_medians(*cal.scale_growth_posterior(z, h, np.zeros_like(d)))
+    np.testing.assert_allclose(medians0, cal.GROWTH_PRIOR_SD * 0.6745, rtol=0.1)
+
+
+def test_an_input_the_split_did_not_reach_keeps_its_prior():
+    rng = np.random.default_rng(4)
+    d = np.column_stack([np.zeros(200), rng.uniform(1, 3, 200)])  # held-out runs beyond in D only
+    z, h = _errors(d, np.array([0.0, 0.0]), 4)  # bands right along D: nothing grows
+    medians = _growth_medians(*cal.scale_growth_posterior(z, h, d))
+    assert medians[0] == pytest.approx(cal.GROWTH_PRIOR_SD * 0.6745, rel=0.25)  # 512 prior draws, re-weighted
+    assert medians[1] < 0.5 * cal.GROWTH_PRIOR_SD
+
+
+def test_without_held_out_runs_the_scale_is_one_and_the_growth_its_prior():
+    empty = np.empty(0)
+    s, g = cal.scale_growth_draws(empty, empty, np.zeros((0, 2)), 4000, np.random.default_rng(5))
+    assert (s == 1.0).all() and g.shape == (4000, 2)
+    np.testing.assert_allclose(g.mean(axis=0), cal.GROWTH_PRIOR_SD * np.sqrt(2 / np.pi), rtol=0.1)
+    _, g3 = cal.scale_growth_draws(empty, empty, np.zeros((0, 2)), 4000, np.random.default_rng(5), unit=3.0)
+    np.testing.assert_allclose(g3, 3.0 * g)  # in the target's units (an identity link's)
+
+
+def test_point_scales_spread_grows_with_distance_and_is_absent_inside():
+    growth = np.array([[0.01, 0.0], [0.02, 0.01]])  # (draws, inputs)
+    out = cal.point_scales(np.ones(2), np.zeros(3, bool), growth, np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 4.0]]))
+    np.testing.assert_allclose(out.spread(), [[0, 0], [0.01, 0.02], [0.03, np.hypot(0.06, 0.04)]])
+    assert out.spread(slice(0, 1)) is None  # every point of the slice within the runs
+    assert cal.point_scales(np.ones(2), np.zeros(3, bool)).spread() is None
+
+
+def test_the_growth_widens_far_bands_only_and_keeps_the_median(real_fit):
+    from bayescale.predict import predict_table
+
+    runs = real_fit.runs
+    n_max, d_max = runs.values("N").max(), runs.values("D").max()
+    points = {"N": np.array([n_max / 4, 100 * n_max]), "D": np.array([d_max / 4, d_max])}
+    points["C"] = 6 * points["N"] * points["D"]
+    S = len(real_fit.draws("sigma"))
+    args = (real_fit.law, real_fit._sampled(), real_fit.reference, points, 0.9)
+    distances = cal.distances_beyond(cal.input_ranges(runs, real_fit.law.inputs), points)
+    scales = cal.point_scales(np.ones(S), np.zeros(2, bool), np.full((S, distances.shape[1]), 0.01), distances)
+    plain = predict_table(*args, np.random.default_rng(0), real_fit.discrepancy, 1.0)
+    grown = predict_table(*args, np.random.default_rng(0), real_fit.discrepancy, scales)
+    width = (grown["upper"] - grown["lower"]) / (plain["upper"] - plain["lower"])
+    assert width[0] == pytest.approx(1.0, abs=1e-6)  # inside the runs' ranges: unchanged
+    assert width[1] > 1.2  # log(100) = 4.6 e-folds out at 1% each
+    assert grown["median"][1] == pytest.approx(plain["median"][1], rel=2e-3)
+
+
+def test_widen_to_tops_up_narrow_bands_and_leaves_wide_ones():
+    from bayescale.predict import widen_to
+
+    rng = np.random.default_rng(6)
+    draws = np.vstack([rng.normal(0, 0.01, 20000), rng.normal(0, 0.05, 20000)])  # (points, draws)
+    eps = rng.standard_normal(20000)[None, :]
+    out = widen_to(draws, np.full((2, 20000), 0.03), eps)
+    assert out[0].std() == pytest.approx(0.03, rel=0.05)  # 1% band topped up to 3%
+    np.testing.assert_array_equal(out[1], draws[1])  # a 5% band is wider already

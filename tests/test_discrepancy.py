@@ -114,7 +114,9 @@ def test_no_widening_where_the_law_holds(real_fit):
     points = {"N": np.array([7e10]), "D": np.array([1.4e12]), "C": np.array([6 * 7e10 * 1.4e12])}
     rng = np.random.default_rng(0)
     plain = predict_table(real_fit.law, real_fit._sampled(), real_fit.reference, points, 0.9, rng)
-    full = real_fit.predict(N=7e10, D=1.4e12)
+    # the discrepancy's own widening (the band scale and the floor for the distance beyond the runs apart)
+    args = (real_fit.law, real_fit._sampled(), real_fit.reference, points, 0.9, np.random.default_rng(0))
+    full = predict_table(*args, real_fit.discrepancy)
     width_plain = float((plain["upper"] - plain["lower"]).iloc[0])
     width_full = float((full["upper"] - full["lower"]).iloc[0])
     assert width_full < 1.25 * width_plain

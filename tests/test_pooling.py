@@ -142,6 +142,10 @@ def test_pooled_fit_structure_with_mocked_sampler(mock_sampler, tmp_path):
     np.testing.assert_array_equal(result.group("mix0").draws("nu"), result.group("mix2").draws("nu"))
     assert not np.array_equal(result.group("mix0").draws("sigma"), result.group("mix2").draws("sigma"))
     assert "alpha_tau" in result.population
+    # each group's calibration holds what the growth of the misfit beyond the runs is learned from
+    held = result.group("mix1").tree["calibration"].to_dataset()
+    assert {"z", "halfwidth", "distance_N", "distance_D", "C"} == set(held.data_vars)
+    assert result.group("mix1")._scale_growth[2] == ("N", "D")
     path = result.save(tmp_path / "pooled.nc")
     loaded = bs.load(path)
     assert isinstance(loaded, PooledFit) and loaded.names == result.names

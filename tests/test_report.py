@@ -40,6 +40,7 @@ def test_html_is_self_contained_with_the_figures_and_sections(report_html):
     for heading in ("Data", "Diagnostics", "Parameters", "Predictions", "Allocation", "Calibration", "Methods"):
         assert f"<h2>{heading}</h2>" in text
     assert "70000000000" in text or "7e+10" in text  # the target's row
+    assert re.search(r"per e-fold of extrapolation along each input by N [\d.e-]+, D [\d.e-]+", text)  # the growth
     assert "seed 7" in text and "pymc" in text  # reproducible: seed and versions
 
 
