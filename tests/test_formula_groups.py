@@ -97,6 +97,11 @@ def test_by_group_gives_each_group_its_law_and_runs():
         assert law.inputs == ("P", "S") and len(runs) == 10 and runs.cost() is not None
 
 
+def test_by_group_refuses_an_option_from_options_does_not_take():
+    with pytest.raises(TypeError, match=r"unknown formula-law option.*: inptus"):
+        by_group(_grouped(), "grp", law=LAW, inptus={"P": "params"})
+
+
 @pytest.mark.parametrize(
     ("change", "column", "message"),
     [

@@ -115,10 +115,8 @@ def from_options(
     """
     from bayescale.laws.formula.runs import prepare
 
-    spec, df, origin = _resolve(
-        source, law=law, law_file=law_file, target=target, cost=cost, link=link, params=params, inputs=inputs,
-        priors=priors,
-    )  # fmt: skip
+    options = {"law": law, "law_file": law_file, "target": target, "cost": cost, "link": link, "params": params}
+    spec, df, origin = _resolve(source, {**options, "inputs": inputs, "priors": priors})
     return prepare(df, **spec, k=k, origin=origin)
 
 
@@ -138,7 +136,7 @@ def by_group(source: str | Path, column: str, *, k: float = 6.0, **options: Any)
     from bayescale.errors import BayescaleError, RunsError
     from bayescale.laws.formula.runs import prepare
 
-    spec, df, (where, offset) = _resolve(source, **options)
+    spec, df, (where, offset) = _resolve(source, options)
     if column not in df.columns:
         raise RunsError(f"--group {column!r}: {where} has no such column; columns found: {', '.join(df.columns)}")
     if column in parse(spec["formula"]).names():
@@ -184,21 +182,22 @@ def group_labels(values: Any) -> Any:
     return pd.Series([text(v) for v in values], index=index, dtype=object)
 
 
-def _resolve(
-    source: str | Path,
-    *,
-    law: str | None = None,
-    law_file: str | Path | None = None,
-    target: str | None = None,
-    cost: str | None = None,
-    link: str | None = None,
-    params: Sequence[str] | None = None,
-    inputs: Mapping[str, str] | None = None,
-    priors: Mapping[str, Any] | None = None,
-) -> tuple[dict[str, Any], Any, tuple[str, int]]:
-    """``prepare``'s keyword arguments, the table (inputs renamed) and its origin for messages."""
+#: The command line's options for a formula law (:func:`from_options`'s keywords but ``k``).
+OPTIONS = frozenset({"law", "law_file", "target", "cost", "link", "params", "inputs", "priors"})
+
+
+def _resolve(source: str | Path, options: Mapping[str, Any]) -> tuple[dict[str, Any], Any, tuple[str, int]]:
+    """``prepare``'s keyword arguments, the table (inputs renamed) and its origin for messages, from the
+    :data:`OPTIONS` (missing ones None)."""
     from bayescale.laws.formula.builtins import BUILTINS
     from bayescale.laws.formula.runs import read
+
+    unknown = set(options) - OPTIONS
+    if unknown:
+        raise TypeError(f"unknown formula-law option(s): {', '.join(sorted(unknown))}")
+    law, law_file, target, cost, link, params, inputs, priors = (
+        options.get(k) for k in ("law", "law_file", "target", "cost", "link", "params", "inputs", "priors")
+    )
 
     if law is not None and law_file is not None:
         raise FormulaError("give either --law or --law-file, not both")
