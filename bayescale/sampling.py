@@ -292,24 +292,33 @@ def fit_law(
         idata = with_log_likelihood(idata)
         stacked = chain_stacking.stack_chains(idata["log_likelihood"].to_dataset())
         if stacked.dropped and _stage_ok(chain_stacking.kept_chains(idata, stacked), checked, chains, draws):
+            rescued.append(stacked)  # the stack of the draws returned: not computed again below
             return idata
         return None
 
+    rescued: list[chain_stacking.ChainStack] = []
     model = law_stage(law, runs, priors, settings["sampler"])
     idata = with_log_likelihood(_sample_checked(model, settings, checked, "the law", low_rank=True, rescue=rescue))
     if chains > 1 and not _stage_ok(idata, checked, chains, draws):
-        return _stacked(idata, law, runs, priors, settings)
+        return _stacked(idata, law, runs, priors, settings, rescued[0] if rescued else None)
     return assemble(idata, law, runs, priors, settings)
 
 
 def _stacked(
-    idata: xr.DataTree, law: Law, runs: Runs, priors: Mapping[str, Any], settings: Mapping[str, Any]
+    idata: xr.DataTree,
+    law: Law,
+    runs: Runs,
+    priors: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    stacked: Any = None,
 ) -> ScalingFit:
     """A stage whose chains disagree: its chains stacked on their leave-one-out predictions
-    (:mod:`bayescale.chain_stacking`); the fit reports the kept chains' diagnostics."""
+    (:mod:`bayescale.chain_stacking`; ``stacked``, when already computed for these draws); the fit
+    reports the kept chains' diagnostics."""
     from bayescale import chain_stacking
 
-    stacked = chain_stacking.stack_chains(idata["log_likelihood"].to_dataset())
+    if stacked is None:
+        stacked = chain_stacking.stack_chains(idata["log_likelihood"].to_dataset())
     if not stacked.dropped:
         return assemble(idata, law, runs, priors, settings)
     log.info(

@@ -130,11 +130,19 @@ def test_a_stacked_first_attempt_that_passes_skips_the_retry(real_fit, monkeypat
         calls.append(kwargs.get("thin", 1))
         return bad.copy()
 
+    stacks, original = [], chain_stacking.stack_chains
+
+    def counted(*args, **kwargs):
+        stacks.append(1)
+        return original(*args, **kwargs)
+
     monkeypatch.setattr(sampling, "_sample", fake_sample)
     monkeypatch.setattr(sampling, "law_stage", lambda *args, **kwargs: None)
+    monkeypatch.setattr(chain_stacking, "stack_chains", counted)
     settings = {"sampler": "nutpie", "draws": post.sizes["draw"], "tune": 10, "chains": 4, "seed": 3,
                 "target_accept": 0.9, "progress": False, "retry": True}  # fmt: skip
     checked = [n for n in law.params if n in post] + list(NOISE_PARAMS)
     fit = sampling.fit_law(law, runs, priors, settings, checked)
     assert calls == [1]  # the first attempt only
+    assert stacks == [1]  # the rescue's stack is the fit's: computed once
     assert fit.diagnostics.ok and "chain_weights" in fit.tree.attrs
