@@ -130,8 +130,8 @@ def log_draws(
     law's and the new-run noise is the discrepancy stage's; without, the law's noise. A band
     ``scale`` other than 1 (:mod:`bayescale.calibration`; one per draw (S,), or per draw and
     point as :class:`~bayescale.calibration.PointScales`) scales the draws about their median;
-    the latter's misfit that grows with distance beyond the runs is then added (a normal deviate
-    per draw times its standard deviation, to the law's draws and a new run's alike).
+    the latter's floor that grows with the distance beyond the runs then widens any band narrower
+    than it (:func:`widen_to`: a normal deviate per draw, to the law's draws and a new run's alike).
 
     Each point's draws are exact draws of its own predictive distribution. Points share
     *common random numbers*: within one posterior draw, every point gets the same new-run
@@ -183,12 +183,12 @@ def log_draws(
         s = scale.at(sl, DTYPE) if isinstance(scale, PointScales) else scale
         mu, new = rescale(mu, s, axis=1), rescale(new, s, axis=1)
         spread = scale.spread(sl, DTYPE) if isinstance(scale, PointScales) else None
-        if spread is not None:  # the misfit that grows with distance: of the law, so both alike
+        if spread is not None:  # the floor that grows with distance: the law's misfit, so both alike
             eps = drift[None, :] if own is None else own.standard_normal(mu.shape).astype(DTYPE)
             mu, new = widen_to(mu, spread, eps), widen_to(new, spread, eps)
         return mu.T, new.T
 
-    # one stratified deviate per draw for the misfit's growth (drawn after the chunks' streams)
+    # one stratified deviate per draw for the floor (drawn after the chunks' streams)
     grows = isinstance(scale, PointScales) and scale.growth is not None
     drift = ndtri(stratified_uniforms(S, rng)).astype(DTYPE) if grows else None
     yield from ordered_map(chunk, slices, rngs)
