@@ -79,8 +79,15 @@ def standardized_errors(
 ) -> np.ndarray:
     """Errors in units of the 90% band: 1.645 x error / half-width on the side the run fell."""
     r = np.asarray(log_observed) - np.asarray(log_median)
-    h = np.where(r > 0, np.asarray(log_upper) - log_median, log_median - np.asarray(log_lower))
-    return Z90 * r / np.maximum(h, 1e-12)
+    return Z90 * r / np.maximum(halfwidth_on_side(log_observed, log_median, log_lower, log_upper), 1e-12)
+
+
+def halfwidth_on_side(
+    log_observed: np.ndarray, log_median: np.ndarray, log_lower: np.ndarray, log_upper: np.ndarray
+) -> np.ndarray:
+    """The 90% band's half-width on the side of the median each run fell."""
+    above = np.asarray(log_observed) - np.asarray(log_median) > 0
+    return np.where(above, np.asarray(log_upper) - log_median, log_median - np.asarray(log_lower))
 
 
 def log_scale_posterior(z: np.ndarray, prior_sd: float = PRIOR_SD) -> np.ndarray:
@@ -218,7 +225,7 @@ def untested(runs: Runs, points: Mapping[str, np.ndarray], reach: Mapping[str, f
 @dataclass(frozen=True)
 class PointScales:
     """Band scales per draw and point, stored as the draws (S,) and the untested points (n,); with the
-    misfit's growth per draw (S,) and each point's distance beyond the runs (n,).
+    misfit's growth per draw and input (S, k) and each point's distance beyond the runs per input (n, k).
 
     The (n, S) arrays are built chunk by chunk (:meth:`at`, :meth:`spread`), never whole.
     """
@@ -302,7 +309,7 @@ def heldout_evidence(fit: Any, test: Runs) -> dict[str, np.ndarray]:
     d = distances_beyond(ranges, {x: test.values(x) for x in ranges})
     return {
         "z": standardized_errors(y, med, lower, upper),
-        "halfwidth": np.where(y > med, upper - med, med - lower),
+        "halfwidth": halfwidth_on_side(y, med, lower, upper),
         **{f"{DISTANCE}{x}": d[:, j] for j, x in enumerate(ranges)},
     }
 

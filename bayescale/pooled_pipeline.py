@@ -222,7 +222,8 @@ def _calibration_refit(
             continue
         if discrepancy:
             sampling.fit_discrepancy(fit, train[name], law, _group_settings(refit_settings, i))
-        out.update({k: {**out[k], name: v} for k, v in calibration.heldout_evidence(fit, t).items()})
+        for k, v in calibration.heldout_evidence(fit, t).items():
+            out[k][name] = v
         out["C"][name] = t.values("C") if t.has("C") else np.full(len(t), np.nan)
     return out
 

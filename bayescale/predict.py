@@ -198,9 +198,13 @@ def widen_to(draws: np.ndarray, spread: np.ndarray, eps: np.ndarray) -> np.ndarr
     """Draws (n, S) widened so that their spread is at least ``spread`` (n, S): a band's own standard
     deviation (its 90% width over 2 x 1.645) that falls short of ``spread`` is topped up with
     ``eps`` (n, S or 1, S) times the shortfall in quadrature; a wider band is left as it is."""
-    lo, hi = np.quantile(draws, [0.05, 0.95], axis=1, keepdims=True)
+    out = draws.copy()
+    beyond = np.flatnonzero(spread.max(axis=1) > 0)  # only these points' bands can fall short
+    lo, hi = np.quantile(draws[beyond], [0.05, 0.95], axis=1, keepdims=True)
     own = (hi - lo) / (2 * Z90)
-    return draws + np.sqrt(np.maximum(spread**2 - own**2, 0.0)).astype(draws.dtype) * eps
+    short = np.sqrt(np.maximum(spread[beyond] ** 2 - own**2, 0.0)).astype(draws.dtype)
+    out[beyond] += short * (eps if eps.shape[0] == 1 else eps[beyond])
+    return out
 
 
 def stratified_uniforms(n: int, rng: np.random.Generator) -> np.ndarray:
