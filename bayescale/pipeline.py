@@ -289,14 +289,18 @@ def leave_future_out(
 ) -> dict[str, np.ndarray]:
     """Re-fit below the compute cutoff and return what the held-out runs say about the bands.
 
-    Returns the held-out runs' standardized errors ``z``, their bands' ``halfwidth`` and ``distance``
-    beyond the re-fit's runs (:func:`bayescale.calibration.heldout_evidence`), their compute ``C`` and
-    the split's ``reach``; empty arrays when holding out would leave fewer than ``min_runs`` runs.
+    Returns the held-out runs' standardized errors ``z``, their bands' ``halfwidth`` and ``distance_<x>``
+    beyond the re-fit's runs per positive input x (:func:`bayescale.calibration.heldout_evidence`), their
+    compute ``C`` and the split's ``reach``; the same columns, empty, when holding out would leave fewer
+    than ``min_runs`` runs (the band's growth with distance then keeps its prior).
     """
     held = holdout_top_compute(runs, calibration.HOLDOUT)
     if (~held).sum() < min_runs:
+        # no held-out runs, but the same columns: the band's growth with distance keeps its prior
+        inputs = (sampling.resolve(runs, law)[1] if isinstance(law, str) else law).inputs
         empty = np.empty(0)
-        return {"z": empty, "halfwidth": empty, "distance": empty, "C": empty, "reach": {}}
+        columns = ("z", "halfwidth", *(calibration.DISTANCE + x for x in calibration.input_ranges(runs, inputs)), "C")
+        return {**dict.fromkeys(columns, empty), "reach": {}}
     train, test = runs.subset(~held), runs.subset(held)
     sub = _fit_stages(train, law, priors, **fit_kwargs)  # not checked: its spread is what is used
     evidence = calibration.heldout_evidence(sub, test)

@@ -107,6 +107,9 @@ def test_too_few_runs_to_hold_out_leaves_the_scale_at_one(mock_sampler, demo_run
     assert result.band_scale == 1.0 and result.tree["calibration"].to_dataset().sizes["heldout"] == 0
     said = [r.getMessage() for r in caplog.records if "band scale" in r.getMessage()]
     assert said == ["band scale 1.00: too few runs to hold out the top 20% and re-fit"]  # not "held nan% of them"
+    # the same columns as a split's, empty: the misfit's growth beyond the runs keeps its prior
+    s, g, inputs = result._scale_growth
+    assert inputs == ("N", "D") and g.shape == (len(s), 2) and np.all(s == 1.0) and np.median(g) > 0
 
 
 def _runs(N, D, loss=None):
