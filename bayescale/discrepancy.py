@@ -77,6 +77,8 @@ class Domain:
         Half-width of the approximation box in half-ranges.
     n_basis : int
         Basis functions per input.
+    regime : Regime, optional
+        The discrepancy's amplitude by regime (None: the same everywhere, a stationary GP).
     """
 
     inputs: tuple[str, ...]
@@ -84,6 +86,7 @@ class Domain:
     half: tuple[float, ...]
     box: float = BOX
     n_basis: int = N_BASIS
+    regime: Regime | None = None
 
     @classmethod
     def of_runs(cls, runs: Runs, inputs: Sequence[str], n_basis: int = N_BASIS, box: float = BOX) -> Domain:
@@ -100,21 +103,22 @@ class Domain:
 
     def to_json(self) -> str:
         """Serialise (stored in the saved fit's attributes)."""
-        return json.dumps(
-            {
-                "inputs": self.inputs,
-                "center": self.center,
-                "half": self.half,
-                "box": self.box,
-                "n_basis": self.n_basis,
-            }
-        )
+        d = {"inputs": self.inputs, "center": self.center, "half": self.half, "box": self.box, "n_basis": self.n_basis}
+        if self.regime is not None:
+            d["regime"] = {k: getattr(self.regime, k) for k in ("direction", "lo", "hi", "gamma")}
+        return json.dumps(d)
 
     @classmethod
     def from_json(cls, text: str) -> Domain:
-        """Inverse of :meth:`to_json`."""
+        """Inverse of :meth:`to_json` (fits saved before the regime: a stationary GP)."""
         d = json.loads(text)
-        return cls(tuple(d["inputs"]), tuple(d["center"]), tuple(d["half"]), float(d["box"]), int(d["n_basis"]))
+        r = d.get("regime")
+        regime = None if r is None else Regime(tuple(r["direction"]), float(r["lo"]), float(r["hi"]), float(r["gamma"]))
+        return cls(tuple(d["inputs"]), tuple(d["center"]), tuple(d["half"]), float(d["box"]), int(d["n_basis"]), regime)
+
+    def amplitude(self, X: np.ndarray) -> np.ndarray:
+        """The discrepancy's amplitude at log inputs ``X`` (n, d) relative to ``eta`` (all 1 without a regime)."""
+        return np.ones(len(X)) if self.regime is None else self.regime.amplitude(X)
 
     def log_inputs(self, points: Mapping[str, np.ndarray]) -> np.ndarray:
         """Log inputs of ``points`` as an (n, d) array."""
@@ -128,14 +132,73 @@ class Domain:
         return np.pi * J / (2 * self.L[None, :])
 
     def basis(self, X: np.ndarray) -> np.ndarray:
-        """Basis functions at log inputs ``X`` (n, d): shape (n, n_basis^d), zero outside the box."""
+        """Basis functions at log inputs ``X`` (n, d): shape (n, n_basis^d), zero outside the box;
+        each row times the :meth:`amplitude` at its point."""
         L, w = self.L, self.frequencies()
         Xc = np.asarray(X, dtype=float) - np.asarray(self.center)[None, :]
         inside = (np.abs(Xc) < L[None, :]).all(axis=1)
         phi = np.ones((Xc.shape[0], w.shape[0]))
         for d in range(Xc.shape[1]):
             phi *= np.sin(w[None, :, d] * (Xc[:, d : d + 1] + L[d])) / np.sqrt(L[d])
-        return phi * inside[:, None]
+        return phi * (inside * self.amplitude(X))[:, None]
+
+
+#: Log-ratios of the discrepancy's amplitude between the runs' worst and best regimes that the
+#: fit chooses among (:func:`choose_regime`), and the prior's scale on that log-ratio.
+REGIME_GAMMAS = (-1.0, 0.0, 1.0, 2.0, 3.0)
+REGIME_PRIOR_SD = 1.5
+
+
+@dataclass(frozen=True)
+class Regime:
+    """A discrepancy whose amplitude changes with the runs' regime: ``eta * exp(gamma * u(x))``.
+
+    ``u`` is where a point lies between the runs' best regime (0: lowest fitted loss, the side the
+    ladder extrapolates to) and their worst (1: e.g. the most under-trained runs), along the
+    direction in the log inputs in which the law's fitted log loss changes (its least-squares
+    gradient over the runs), clipped to [0, 1]: a point beyond the best runs gets the best runs'
+    amplitude -- the misfit of runs far from it does not widen its band, and how far it lies
+    beyond the runs is the calibration's business (:mod:`bayescale.calibration`). ``gamma = 0``
+    is the stationary GP.
+
+    Attributes
+    ----------
+    direction : tuple of float
+        Weights of the log inputs in ``u`` before scaling.
+    lo, hi : float
+        The runs' range of ``direction . x`` (``u = (direction . x - lo) / (hi - lo)``).
+    gamma : float
+        Log-ratio of the amplitude at the worst regime to that at the best.
+    """
+
+    direction: tuple[float, ...]
+    lo: float
+    hi: float
+    gamma: float
+
+    @classmethod
+    def of_runs(cls, X: np.ndarray, fitted: np.ndarray, gamma: float = 0.0) -> Regime:
+        """The regime axis of runs at log inputs ``X`` (n, d) whose fitted target (likelihood units) is
+        ``fitted``: the least-squares gradient of ``fitted`` in ``X``, oriented so that ``u`` falls as
+        the runs' total log input (their size, compute) grows."""
+        X = np.asarray(X, dtype=float)
+        A = np.column_stack([np.ones(len(X)), X])
+        direction = np.linalg.lstsq(A, np.asarray(fitted, dtype=float), rcond=None)[0][1:]
+        u = X @ direction
+        if np.cov(u, X.sum(axis=1))[0, 1] > 0:
+            direction, u = -direction, -u
+        return cls(tuple(map(float, direction)), float(u.min()), float(u.max()), float(gamma))
+
+    def position(self, X: np.ndarray) -> np.ndarray:
+        """``u`` at log inputs ``X`` (n, d): 0 at the runs' best regime and beyond, 1 at their worst."""
+        span = self.hi - self.lo
+        if not span > 0:
+            return np.zeros(len(X))
+        return np.clip((np.asarray(X, dtype=float) @ np.asarray(self.direction) - self.lo) / span, 0.0, 1.0)
+
+    def amplitude(self, X: np.ndarray) -> np.ndarray:
+        """``exp(gamma * u)`` at log inputs ``X``."""
+        return np.exp(self.gamma * self.position(X))
 
 
 def log_spectral_density(ls: Any, w: np.ndarray, xp: Any) -> Any:
@@ -423,6 +486,37 @@ def best_robust_pass(
     """
     passes = [robust_pass(residuals, X, domain, priors, nu=nu, weights=w) for w in starts]
     return max(passes, key=lambda p: p.elbo if np.isfinite(p.elbo) else -np.inf)
+
+
+def choose_regime(
+    residuals: np.ndarray,
+    X: np.ndarray,
+    domain: Domain,
+    priors: Mapping[str, Prior],
+    nu: float,
+    starts: Sequence[np.ndarray | None],
+    fitted: np.ndarray,
+) -> tuple[Domain, RobustPass]:
+    """The discrepancy's amplitude by regime (:class:`Regime`) and the robust pass under it.
+
+    Each log-ratio in :data:`REGIME_GAMMAS` is scored by its robust pass's :func:`elbo` plus its
+    log prior (Normal(0, :data:`REGIME_PRIOR_SD`)); the best is kept: an empirical-Bayes choice,
+    as the robust pass's own hyperparameters are. ``fitted`` is the law's fitted target at the runs
+    (it orients the regime axis). A ladder whose worst runs alone misfit gets a small amplitude
+    where its best runs are, instead of the worst runs' amplitude everywhere.
+    """
+    from dataclasses import replace
+
+    axis = Regime.of_runs(X, fitted)
+    best: tuple[float, Domain, RobustPass] | None = None
+    for gamma in REGIME_GAMMAS:
+        candidate = replace(domain, regime=replace(axis, gamma=gamma))
+        found = best_robust_pass(residuals, X, candidate, priors, nu=nu, starts=starts)
+        score = (found.elbo if np.isfinite(found.elbo) else -np.inf) - 0.5 * (gamma / REGIME_PRIOR_SD) ** 2
+        if best is None or score > best[0]:
+            best = (score, candidate, found)
+    assert best is not None
+    return best[1], best[2]
 
 
 class CollapsedPosterior:
@@ -795,10 +889,11 @@ def draws_at(
     :func:`basis_weights` of ``params``, when already computed.
     """
     w = basis_weights(domain, params, dtype) if weights is None else weights
-    phi = domain.basis(X).astype(dtype)  # (n, K)
+    phi = domain.basis(X).astype(dtype)  # (n, K), with the amplitude by regime a(x)
+    a = domain.amplitude(X).astype(dtype)[:, None]
     mean = phi @ w["coef"]  # (n, S): point by point
-    covered = (phi**2) @ w["var"]  # the basis' share of the unit prior variance
-    missing = np.sqrt(np.clip(1.0 - covered, 0.0, None))
+    covered = (phi**2) @ w["var"] / a**2  # the basis' share of the unit prior variance
+    missing = a * np.sqrt(np.clip(1.0 - covered, 0.0, None))
     if isinstance(top_up, np.random.Generator):
         deviates = top_up.standard_normal(mean.shape, dtype=dtype)
     else:

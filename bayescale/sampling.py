@@ -525,18 +525,21 @@ def fit_discrepancy(result: ScalingFit, runs: Runs, law: Law, settings: Mapping[
 
     slices = [slice(i, i + LOG_LIKELIHOOD_CHUNK) for i in range(0, len(runs), LOG_LIKELIHOOD_CHUNK)]
     medians, starts = zip(*ordered_map(per_run, slices), strict=True)
-    residuals = log_loss - np.concatenate(medians)
+    fitted = np.concatenate(medians)
+    residuals = log_loss - fitted
     start = np.concatenate(starts)
     domain = discrepancy.Domain.of_runs(runs, law.discrepancy_inputs)
     X = domain.log_inputs(runs.table)
     priors = discrepancy.default_priors()
     nu = float(np.median(sampled["nu"]))
-    robust = discrepancy.best_robust_pass(residuals, X, domain, priors, nu=nu, starts=[start, None])
+    domain, robust = discrepancy.choose_regime(residuals, X, domain, priors, nu, [start, None], fitted)
     weights = robust.weights
     log.info(
-        "discrepancy: robust first pass in %d EM steps (eta %.3f, nu %.1f; %d of %d runs weighted below 0.5)",
+        "discrepancy: robust first pass in %d EM steps (eta %.3f at the runs' best regime, %.1fx at their worst;"
+        " nu %.1f; %d of %d runs weighted below 0.5)",
         robust.iterations,
         robust.eta,
+        float(np.exp(domain.regime.gamma)) if domain.regime is not None else 1.0,
         robust.nu,
         int(np.sum(weights < 0.5)),
         weights.size,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -395,3 +396,52 @@ def test_the_written_out_hyperprior_is_scipys_density():
         assert disc._log_prior_grad(theta[0], dom, priors)[k] == pytest.approx(numeric, rel=1e-5, abs=1e-6)
     with pytest.raises(ValueError, match="eta prior must be HalfNormal"):
         disc._log_prior(theta[0], dom, priors | {"eta": Prior("Exponential", lam=50.0)})
+
+
+def _regime_runs(rng: np.random.Generator, n: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Runs on a (log N, log D) grid and a law's fitted log loss that falls with both."""
+    X = np.column_stack([rng.uniform(18, 21, n), rng.uniform(21, 25, n)])
+    return X, 3.0 - 0.1 * (X[:, 0] - 18) - 0.05 * (X[:, 1] - 21)
+
+
+def test_regime_axis_runs_from_the_best_runs_to_the_worst_and_stops_there():
+    X, fitted = _regime_runs(np.random.default_rng(0))
+    regime = disc.Regime.of_runs(X, fitted, gamma=2.0)
+    u = regime.position(X)
+    assert u[np.argmin(fitted)] == pytest.approx(0.0) and u[np.argmax(fitted)] == pytest.approx(1.0)
+    beyond = np.array([[23.0, 26.0], [16.0, 19.0]])  # a much larger model; a much smaller one
+    np.testing.assert_allclose(regime.amplitude(beyond), [1.0, np.exp(2.0)])
+    domain = disc.Domain(("N", "D"), center=(19.5, 23.0), half=(1.5, 2.0), regime=regime)
+    assert disc.Domain.from_json(domain.to_json()) == domain
+    old = json.dumps({k: v for k, v in json.loads(domain.to_json()).items() if k != "regime"})
+    assert disc.Domain.from_json(old).regime is None  # fits saved before: a stationary GP
+
+
+def test_prior_draws_have_the_regimes_amplitude_inside_and_beyond_the_box():
+    X, fitted = _regime_runs(np.random.default_rng(1))
+    regime = disc.Regime.of_runs(X, fitted, gamma=1.5)
+    domain = disc.Domain(("N", "D"), center=(19.5, 23.0), half=(1.5, 2.0), regime=regime)
+    S, rng = 20000, np.random.default_rng(2)
+    params = {
+        "eta": np.full(S, 0.02),
+        "ls": np.tile(np.asarray(domain.half), (S, 1)),
+        "z": rng.standard_normal((S, domain.n_basis**2)),
+    }
+    points = np.array([X[np.argmin(fitted)], X[np.argmax(fitted)], [30.0, 35.0]])
+    draws = disc.draws_at(domain, params, points, rng)
+    np.testing.assert_allclose(draws.std(axis=0), 0.02 * regime.amplitude(points), rtol=0.05)
+
+
+def test_choose_regime_finds_misfit_confined_to_the_worst_runs():
+    rng = np.random.default_rng(3)
+    X, fitted = _regime_runs(rng, 80)
+    dom = disc.Domain(("N", "D"), center=(19.5, 23.0), half=(1.5, 2.0))
+    u = disc.Regime.of_runs(X, fitted).position(X)
+    worst = 0.05 * np.sin(3 * X[:, 0]) * u**2  # a misfit that only the most under-trained runs show
+    chosen, _ = disc.choose_regime(
+        worst + rng.normal(0, 0.002, 80), X, dom, disc.default_priors(), 5.0, [None], fitted
+    )
+    assert chosen.regime.gamma >= 2.0
+    even = 0.02 * np.sin(3 * X[:, 0]) + rng.normal(0, 0.002, 80)  # the same misfit everywhere
+    chosen, _ = disc.choose_regime(even, X, dom, disc.default_priors(), 5.0, [None], fitted)
+    assert chosen.regime.gamma <= 1.0
