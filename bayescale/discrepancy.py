@@ -26,6 +26,10 @@ the variance the truncated basis misses, ``eta^2 - sum_j S_j phi_j(x)^2``, with 
 noise, so that far outside the box -- where the basis vanishes -- ``delta`` has its exact
 stationary distribution Normal(0, eta^2).
 
+The amplitude may change with the runs' regime (:class:`Regime`, chosen by :func:`choose_regime`):
+``eta * exp(gamma * u(x))``, larger where the worst-fitted runs are (the most under-trained), so that
+their misfit does not set the band where the best runs are and beyond.
+
 Everything here but :func:`build_model` is numpy: a saved fit predicts without PyMC.
 """
 
@@ -883,8 +887,8 @@ def draws_at(
 
     ``params`` holds flat draws ``eta`` (S,), ``ls`` (S, d) and ``z`` (S, K). The variance the
     truncated basis misses is topped up with normal deviates, so that far from the runs the
-    draws are Normal(0, eta^2): independent ones from a generator ``top_up``, or, given an
-    array (S,) of standard normal deviates, one per draw shared by all points (common
+    draws are Normal(0, (eta a(x))^2), ``a`` the amplitude by regime: independent ones from a
+    generator ``top_up``, or, given an array (S,) of standard normal deviates, one per draw shared by all points (common
     random numbers: the same marginal distribution at every point). ``weights`` are
     :func:`basis_weights` of ``params``, when already computed.
     """
