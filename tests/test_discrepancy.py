@@ -438,9 +438,7 @@ def test_choose_regime_finds_misfit_confined_to_the_worst_runs():
     dom = disc.Domain(("N", "D"), center=(19.5, 23.0), half=(1.5, 2.0))
     u = disc.Regime.of_runs(X, fitted).position(X)
     worst = 0.05 * np.sin(3 * X[:, 0]) * u**2  # a misfit that only the most under-trained runs show
-    chosen, _ = disc.choose_regime(
-        worst + rng.normal(0, 0.002, 80), X, dom, disc.default_priors(), 5.0, [None], fitted
-    )
+    chosen, _ = disc.choose_regime(worst + rng.normal(0, 0.002, 80), X, dom, disc.default_priors(), 5.0, [None], fitted)
     assert chosen.regime.gamma >= 2.0
     even = 0.02 * np.sin(3 * X[:, 0]) + rng.normal(0, 0.002, 80)  # the same misfit everywhere
     chosen, _ = disc.choose_regime(even, X, dom, disc.default_priors(), 5.0, [None], fitted)
