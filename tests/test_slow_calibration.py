@@ -8,13 +8,14 @@ median)|`` over the distance from the median to the band's edge on the truth's s
 bands twice too wide halve every position, bands half as wide double it).
 
 Measured (seed 1, 45 targets, 32 of them within the reach of the calibration split, where the learned
-band scale applies): median position 0.203 within reach, 97.8% of all targets inside. Calibrated
-bands would put the median near 0.33-0.41 (Student-t with 3 degrees of freedom to Gaussian) and 90%
-inside: on these tasks the bands are about 1.6-2x wider than calibrated (over-coverage, the subject of
-issue 36), so the window is a guard around what the calibration learns now, placed between the
-breakages it must catch -- measured with the same fits: band scale x2 -> 0.102 within reach (100%
-inside), x0.5 -> 0.407 (82.2%), the discrepancy skipped -> 0.550 (84.4%). Windows: median position
-within reach 0.14-0.30 (the geometric midpoints), at least 85% of all targets inside. When the bands
+band scale applies), with the discrepancy's amplitude by regime (stop 42): median position 0.449 within
+reach here (0.432 on the CI machine), 93.3% of all targets inside. Calibrated bands would put the median
+near 0.33-0.41 (Student-t with 3 degrees of freedom to Gaussian) and 90% inside. The window is a guard
+around what the calibration learns now, placed between the breakages it must catch, measured with the
+same fits: the discrepancy skipped -> 0.573 (84.4% inside); band scale x2 / x0.5 move every position
+within reach by 1/2 / 2 (measured at stop 41: 0.203 -> 0.102 / 0.407), i.e. ~0.22 / ~0.90 now. Windows:
+median position within reach 0.31-0.51 (the geometric midpoints to x2 and to no discrepancy), at least
+85% of all targets inside. (Before the regime: 0.203, 97.8% inside, window 0.14-0.30.) When the bands
 are made narrower on purpose, re-measure and move the window with them. ``benchmarks/mutations.py``
 shows which tests catch each breakage.
 """
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.slow
 
 TASK_DIRS = sorted(p for p in TASKS.iterdir() if (p / "fit.csv").exists()) if TASKS.exists() else []
 #: Window of the median position of the truths within the calibration's reach (see the module's docstring).
-MEDIAN_POSITION = (0.14, 0.30)
+MEDIAN_POSITION = (0.31, 0.51)
 #: Fewest targets inside their 90% bands (share of all targets).
 MIN_COVERAGE = 0.85
 
